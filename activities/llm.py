@@ -1,0 +1,138 @@
+"""One model round: stream a chat completion, relay its parts, return the whole message."""
+
+import logging
+from typing import Any
+
+import httpx
+import openai
+from openai import AsyncOpenAI
+from redis.asyncio import Redis
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.heartbeat import heartbeating
+from models import ui_stream
+from models.turn import RoundRequest, RoundResult, Usage
+from settings import Settings
+from stream_relay.publisher import StreamPublisher
+from stream_relay.round_assembler import RoundAssembler, reasoning_text, usage_from_chunk
+from tools.registry import tool_schemas
+
+log = logging.getLogger(__name__)
+
+
+def is_anthropic_route(model: str) -> bool:
+    return model.startswith("anthropic/")
+
+
+def build_request(settings: Settings, request: RoundRequest) -> dict[str, Any]:
+    """The chat-completions request body, with OpenRouter's extras where they apply."""
+    model = settings.thinking_model if request.mode == "extended_thinking" else settings.fast_model
+    messages = [m.to_openai() for m in request.messages]
+    tools = tool_schemas()
+    extra_body: dict[str, Any] = {"usage": {"include": True}}
+    if is_anthropic_route(model):
+        if settings.reasoning_max_tokens > 0:
+            extra_body["reasoning"] = {"max_tokens": settings.reasoning_max_tokens}
+        # Prompt caching: the system prompt and the tool schemas are the stable prefix.
+        if messages and messages[0]["role"] == "system":
+            messages[0] = {**messages[0], "content": [
+                {"type": "text", "text": messages[0]["content"], "cache_control": {"type": "ephemeral"}}
+            ]}
+        if tools:
+            tools[-1] = {**tools[-1], "cache_control": {"type": "ephemeral"}}
+    body: dict[str, Any] = {
+        "model": model, "messages": messages, "stream": True,
+        "stream_options": {"include_usage": True}, "extra_body": extra_body,
+    }
+    if tools:
+        body["tools"] = tools
+    return body
+
+
+def _provider_failure(error: Exception) -> ApplicationError:
+    """Rate limits, server errors and broken streams are retried; other refusals are final."""
+    if isinstance(error, openai.APIStatusError):
+        retryable = error.status_code == 429 or error.status_code >= 500
+        return ApplicationError(
+            f"The model provider answered HTTP {error.status_code}.", type="ModelProviderError",
+            non_retryable=not retryable,
+        )
+    if isinstance(error, (openai.APIConnectionError, openai.APITimeoutError, httpx.HTTPError)):
+        return ApplicationError("The connection to the model provider broke.", type="ModelProviderError")
+    return ApplicationError(f"The model call failed: {type(error).__name__}.", type="ModelProviderError")
+
+
+class ModelActivities:
+    def __init__(self, settings: Settings, redis: Redis):
+        self.settings = settings
+        self.redis = redis
+        base_url, api_key = settings.model_endpoint
+        # Retries belong to Temporal (with backoff, visible in the UI), not to the HTTP client.
+        self.client = AsyncOpenAI(
+            base_url=base_url, api_key=api_key, max_retries=0,
+            timeout=httpx.Timeout(settings.llm_round_timeout_seconds, connect=10.0),
+        )
+
+    @activity.defn
+    async def stream_model_round(self, request: RoundRequest) -> RoundResult:
+        attempt = activity.info().attempt
+        publisher = StreamPublisher(self.redis, request.stream_key, self.settings.stream_retention_seconds)
+        if attempt > 1:
+            # An earlier attempt died mid-stream: close what it left open, tell the UI to discard it.
+            await publisher.close_open_parts()
+            await publisher.publish(ui_stream.data("round-retry", {"round": request.round_index, "attempt": attempt}))
+        await publisher.publish_once(f"start-step-{request.round_index}", [ui_stream.start_step()])
+
+        assembler = RoundAssembler(f"r{request.round_index}a{attempt}")
+        body = build_request(self.settings, request)
+        usage, finish_reason = Usage(), None
+        try:
+            async with heartbeating():
+                stream = await self.client.chat.completions.create(**body)
+                async for chunk in stream:
+                    parts: list[dict] = []
+                    if chunk.usage is not None:
+                        usage = usage_from_chunk(chunk.usage)
+                    for choice in chunk.choices:
+                        delta = choice.delta
+                        reasoning = reasoning_text(delta.model_extra or {}) if delta is not None else ""
+                        if reasoning:
+                            parts += assembler.on_reasoning(reasoning)
+                        if delta is not None and delta.content:
+                            parts += assembler.on_text(delta.content)
+                        for fragment in (delta.tool_calls or []) if delta is not None else []:
+                            function = fragment.function
+                            parts += assembler.on_tool_call(
+                                fragment.index, fragment.id,
+                                function.name if function else None, function.arguments if function else None,
+                            )
+                        finish_reason = choice.finish_reason or finish_reason
+                    if parts:
+                        await publisher.publish(*parts)
+            if finish_reason is None:
+                raise ApplicationError("The model stream ended before the answer was complete.",
+                                       type="ModelProviderError")
+        except ApplicationError:
+            await publisher.publish(*assembler.close_open())
+            raise
+        except openai.OpenAIError as error:
+            await publisher.publish(*assembler.close_open())
+            log.warning("model round failed: session=%s round=%s attempt=%s error=%s",
+                        request.session_id, request.round_index, attempt, type(error).__name__)
+            raise _provider_failure(error) from error
+        except BaseException:
+            # Cancelled (Stop) or the worker shutting down: leave the stream well-formed.
+            await publisher.publish(*assembler.close_open())
+            raise
+
+        final_parts = assembler.finish()
+        if final_parts:
+            await publisher.publish(*final_parts)
+        if usage.cost_microdollars is None:
+            log.error("model round reported no cost: session=%s round=%s model=%s",
+                      request.session_id, request.round_index, body["model"])
+        return RoundResult(
+            text="".join(assembler.text), reasoning="".join(assembler.reasoning),
+            tool_calls=assembler.tool_calls(), usage=usage, model=body["model"], finish_reason=finish_reason,
+        )

@@ -1,0 +1,30 @@
+"""Stream parts the workflow itself decides on (step and turn boundaries, errors, the end)."""
+
+from redis.asyncio import Redis
+from temporalio import activity
+
+from models import ui_stream
+from models.turn import OpenStreamRequest, PublishRequest
+from stream_relay.keys import latest_turn_key
+from stream_relay.publisher import StreamPublisher
+
+
+class StreamActivities:
+    def __init__(self, redis: Redis, retention_seconds: int):
+        self.redis = redis
+        self.retention_seconds = retention_seconds
+
+    @activity.defn
+    async def publish_parts(self, request: PublishRequest) -> None:
+        publisher = StreamPublisher(self.redis, request.stream_key, self.retention_seconds)
+        if request.end_stream:
+            # Whatever a crashed attempt left open is closed before the stream ends.
+            await publisher.close_open_parts()
+        await publisher.publish_once(request.dedup_key, request.parts, end_stream=request.end_stream)
+
+    @activity.defn
+    async def open_stream(self, request: OpenStreamRequest) -> None:
+        """Points the session at this turn's stream (for re-attaching clients) and starts it."""
+        await self.redis.set(latest_turn_key(request.session_id), request.turn_id, ex=self.retention_seconds)
+        publisher = StreamPublisher(self.redis, request.stream_key, self.retention_seconds)
+        await publisher.publish_once("start", [ui_stream.start(request.turn_id)])

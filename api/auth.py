@@ -1,0 +1,47 @@
+"""Bearer JWTs (HS256): `sub` is the user id, `role: "admin"` marks operators."""
+
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request
+
+from api.deps import SettingsDep
+from api.errors import ApiError
+
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class AuthenticatedUser:
+    id: str
+    is_admin: bool
+
+
+def issue_token(secret: str, user_id: str, role: str = "user", ttl_seconds: int = 30 * 24 * 3600) -> str:
+    now = int(time.time())
+    return jwt.encode({"sub": user_id, "role": role, "iat": now, "exp": now + ttl_seconds}, secret, algorithm=ALGORITHM)
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def current_user(request: Request, settings: SettingsDep) -> AuthenticatedUser:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("Send 'Authorization: Bearer <token>'.")
+    try:
+        claims = jwt.decode(token.strip(), settings.jwt_secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]})
+    except jwt.ExpiredSignatureError:
+        raise _unauthorized("The token has expired.")
+    except jwt.InvalidTokenError:
+        raise _unauthorized("The token is not valid.")
+    user_id = claims.get("sub")
+    if not isinstance(user_id, str) or not user_id or len(user_id) > 128:
+        raise _unauthorized("The token names no user.")
+    return AuthenticatedUser(id=user_id, is_admin=claims.get("role") == "admin")
+
+
+CurrentUser = Annotated[AuthenticatedUser, Depends(current_user)]

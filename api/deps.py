@@ -1,0 +1,33 @@
+"""Dependencies shared by the routers: settings and the clients the app opened at start-up."""
+
+from typing import Annotated, AsyncIterator
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+
+from settings import Settings
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_temporal(request: Request) -> Client:
+    return request.app.state.temporal
+
+
+def get_redis(request: Request) -> Redis:
+    return request.app.state.redis
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as db:
+        yield db
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+RedisDep = Annotated[Redis, Depends(get_redis)]
+DbDep = Annotated[AsyncSession, Depends(get_db)]

@@ -1,0 +1,41 @@
+"""The FastAPI application: `uvicorn api.main:app`."""
+
+from contextlib import asynccontextmanager
+from typing import Optional
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routers import health, sessions
+from database import session_maker
+from settings import Settings, get_settings
+from stream_relay.connection import redis_client
+from workflows.turn_client import connect_temporal
+
+
+def create_app(settings: Optional[Settings] = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.settings = settings
+        app.state.sessions = session_maker(settings.database_url)
+        app.state.redis = redis_client(settings.redis_url)
+        app.state.temporal = await connect_temporal(settings)
+        yield
+        await app.state.redis.aclose()
+
+    app = FastAPI(
+        title="Durable Copilot API",
+        version="0.1.0",
+        description="Chat sessions whose every turn is a durable Temporal workflow, streamed as a "
+                    "Vercel AI SDK UI message stream. Authenticate with `Authorization: Bearer <JWT>`.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(sessions.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,120 @@
+"""/api/chat/sessions: create, list, read and delete sessions; send a message; follow a turn."""
+
+import uuid
+from typing import Annotated, Optional, Union
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from api.auth import CurrentUser
+from api.deps import DbDep, RedisDep, SettingsDep, TemporalDep
+from api.errors import ApiError, not_found
+from api.sse import sse_response
+from conversation import sessions as store
+from models.api import (
+    CreateSessionRequest, ErrorResponse, LiveTurn, MessageOut, QueuedResponse, SendMessageRequest, SessionDetail,
+    SessionPage, SessionSummary,
+)
+from models.db import ChatSession
+from models.turn import IncomingMessage
+from stream_relay.keys import latest_turn_key, turn_stream_key
+from stream_relay.reader import STREAM_START, valid_entry_id
+from workflows import turn_client
+
+router = APIRouter(prefix="/api/chat/sessions", tags=["sessions"])
+
+ERRORS = {401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}}
+SSE_DOC = {"description": "A Vercel AI SDK UI message stream (v1) of Server-Sent Events.",
+           "content": {"text/event-stream": {}}}
+
+
+def summary(session: ChatSession) -> SessionSummary:
+    return SessionSummary(id=session.id, title=session.title, parent_session_id=session.parent_session_id,
+                          metadata=session.session_metadata, created_at=session.created_at,
+                          updated_at=session.updated_at)
+
+
+async def _owned(db: DbDep, user: CurrentUser, session_id: str) -> ChatSession:
+    session = await store.owned_session(db, user.id, session_id)
+    if session is None:
+        raise not_found()
+    return session
+
+
+@router.post("", status_code=201, response_model=SessionSummary, responses=ERRORS)
+async def create_session(body: CreateSessionRequest, user: CurrentUser, db: DbDep) -> SessionSummary:
+    return summary(await store.create_session(db, user.id, body.title, body.metadata))
+
+
+@router.get("", response_model=SessionPage, responses=ERRORS)
+async def list_sessions(user: CurrentUser, db: DbDep, limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                        offset: Annotated[int, Query(ge=0)] = 0) -> SessionPage:
+    rows, total = await store.list_sessions(db, user.id, limit, offset)
+    return SessionPage(sessions=[summary(s) for s in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{session_id}", response_model=SessionDetail, responses=ERRORS)
+async def get_session(session_id: str, user: CurrentUser, db: DbDep, temporal: TemporalDep) -> SessionDetail:
+    session = await _owned(db, user, session_id)
+    messages = await store.session_messages(db, session.id)
+    state = await turn_client.running_turn_state(temporal, session.id)
+    return SessionDetail(
+        **summary(session).model_dump(),
+        messages=[MessageOut.model_validate(m, from_attributes=True) for m in messages],
+        active_turn=LiveTurn(**state.model_dump()) if state else None,
+    )
+
+
+@router.delete("/{session_id}", status_code=204, responses=ERRORS)
+async def delete_session(session_id: str, user: CurrentUser, db: DbDep, temporal: TemporalDep) -> Response:
+    session = await _owned(db, user, session_id)
+    await turn_client.terminate_turn(temporal, session.id, reason="session deleted by its owner")
+    await store.delete_session(db, session)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{session_id}/stream",
+    responses={**ERRORS, 200: SSE_DOC, 202: {"model": QueuedResponse, "description": "A turn is running; queued."},
+               422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}},
+    response_model=None,
+)
+async def send_message(session_id: str, body: SendMessageRequest, user: CurrentUser, db: DbDep,
+                       temporal: TemporalDep, redis: RedisDep, settings: SettingsDep
+                       ) -> Union[StreamingResponse, JSONResponse]:
+    """Starts a turn with the message and streams it; if a turn is running, queues the message (202)."""
+    session = await _owned(db, user, session_id)
+    try:
+        text = store.check_message_text(body.message, settings.max_message_chars)
+    except store.MessageInvalid as problem:
+        raise ApiError(422, "invalid_message", str(problem))
+    title = await store.set_title_if_missing(db, session, text)
+    message = IncomingMessage(message_id=str(uuid.uuid4()), content=text)
+    try:
+        result = await turn_client.submit_message(temporal, settings, session.id, user.id, message, title)
+    except turn_client.MessageRefused as refusal:
+        if refusal.buffer_full:
+            raise ApiError(429, "buffer_full", f"{settings.max_pending_messages} messages are already queued for "
+                           "this session; wait for the assistant to catch up.")
+        raise ApiError(422, "invalid_message", refusal.message)
+    if result.queued:
+        queued = QueuedResponse(turn_id=result.turn_id, message_id=result.message_id,
+                                buffer_length=result.buffer_length, max_buffer_length=result.max_buffer_length)
+        return JSONResponse(queued.model_dump(), status_code=202)
+    return sse_response(redis, turn_stream_key(session.id, result.turn_id), settings)
+
+
+@router.get("/{session_id}/stream", responses={**ERRORS, 200: SSE_DOC}, response_class=StreamingResponse)
+async def follow_turn(session_id: str, user: CurrentUser, db: DbDep, redis: RedisDep, settings: SettingsDep,
+                      from_: Annotated[Optional[str], Query(alias="from", description="Resume after this event id.")] = None,
+                      last_event_id: Annotated[Optional[str], Header()] = None) -> StreamingResponse:
+    """Re-attaches to the session's running (or most recent) turn: from the start, or after
+    `Last-Event-ID` / `?from=` when reconnecting."""
+    session = await _owned(db, user, session_id)
+    after = last_event_id or from_ or STREAM_START
+    if not valid_entry_id(after):
+        raise ApiError(422, "invalid_event_id", "An event id looks like '1700000000000-0'.")
+    turn_id = await redis.get(latest_turn_key(session.id))
+    if turn_id is None:
+        raise ApiError(404, "no_turn", "This session has no recent turn to follow.")
+    return sse_response(redis, turn_stream_key(session.id, turn_id), settings, after)

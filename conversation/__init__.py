@@ -1,0 +1,1 @@
+"""What the model is shown: the system prompt and the history built from stored messages."""

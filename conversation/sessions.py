@@ -1,0 +1,88 @@
+"""Chat sessions and their messages in Postgres, always scoped to their owner."""
+
+import uuid
+from typing import Any, Optional, Sequence
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.db import ChatMessage, ChatSession, User, utcnow
+
+TITLE_FROM_MESSAGE_CHARS = 80
+
+
+class MessageInvalid(ValueError):
+    pass
+
+
+def check_message_text(text: str, max_chars: int) -> str:
+    if not text.strip():
+        raise MessageInvalid("The message is empty.")
+    if len(text) > max_chars:
+        raise MessageInvalid(f"The message is {len(text)} characters long; the limit is {max_chars}.")
+    return text
+
+
+def title_from_message(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_FROM_MESSAGE_CHARS else line[: TITLE_FROM_MESSAGE_CHARS - 1] + "…"
+
+
+def _parse_id(session_id: str) -> Optional[str]:
+    try:
+        return str(uuid.UUID(session_id))
+    except ValueError:
+        return None
+
+
+async def ensure_user(db: AsyncSession, user_id: str) -> None:
+    await db.execute(insert(User).values(id=user_id, created_at=utcnow()).on_conflict_do_nothing())
+
+
+async def create_session(db: AsyncSession, user_id: str, title: Optional[str], metadata: dict[str, Any],
+                         parent_session_id: Optional[str] = None) -> ChatSession:
+    await ensure_user(db, user_id)
+    now = utcnow()
+    session = ChatSession(id=str(uuid.uuid4()), user_id=user_id, title=title, parent_session_id=parent_session_id,
+                          session_metadata=metadata, created_at=now, updated_at=now)
+    db.add(session)
+    await db.commit()
+    return session
+
+
+async def owned_session(db: AsyncSession, user_id: str, session_id: str) -> Optional[ChatSession]:
+    """The session if it exists and belongs to this user; None otherwise (the two look the same)."""
+    parsed = _parse_id(session_id)
+    if parsed is None:
+        return None
+    return (await db.execute(
+        select(ChatSession).where(ChatSession.id == parsed, ChatSession.user_id == user_id)
+    )).scalar_one_or_none()
+
+
+async def list_sessions(db: AsyncSession, user_id: str, limit: int, offset: int) -> tuple[Sequence[ChatSession], int]:
+    total = (await db.execute(select(func.count()).where(ChatSession.user_id == user_id))).scalar_one()
+    rows = (await db.execute(
+        select(ChatSession).where(ChatSession.user_id == user_id)
+        .order_by(ChatSession.updated_at.desc(), ChatSession.id).limit(limit).offset(offset)
+    )).scalars().all()
+    return rows, total
+
+
+async def session_messages(db: AsyncSession, session_id: str) -> Sequence[ChatMessage]:
+    return (await db.execute(
+        select(ChatMessage).where(ChatMessage.session_id == session_id).order_by(ChatMessage.sequence)
+    )).scalars().all()
+
+
+async def set_title_if_missing(db: AsyncSession, session: ChatSession, first_message: str) -> str:
+    if not session.title:
+        session.title = title_from_message(first_message)
+        await db.commit()
+    return session.title
+
+
+async def delete_session(db: AsyncSession, session: ChatSession) -> None:
+    await db.execute(delete(ChatSession).where(ChatSession.id == session.id))
+    await db.commit()

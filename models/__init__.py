@@ -1,0 +1,1 @@
+"""Typed shapes shared by the API, the workflows and the activities."""

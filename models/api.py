@@ -1,0 +1,87 @@
+"""Request and response bodies of the REST API."""
+
+from datetime import datetime
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.turn import IncomingMessage
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Optional[Any] = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class CreateSessionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Optional[str] = Field(default=None, max_length=200)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SessionSummary(BaseModel):
+    id: str
+    title: Optional[str]
+    parent_session_id: Optional[str]
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class SessionPage(BaseModel):
+    sessions: list[SessionSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class MessageOut(BaseModel):
+    sequence: int
+    role: Literal["user", "assistant", "tool", "reasoning", "system"]
+    content: str
+    tool_calls: Optional[list[dict[str, Any]]] = None
+    tool_call_id: Optional[str] = None
+    turn_id: Optional[str] = None
+    created_at: datetime
+
+
+class LiveTurn(BaseModel):
+    turn_id: str
+    status: str
+    round: int
+    buffer_length: int
+    max_buffer_length: int
+    pending: list[IncomingMessage]
+
+
+class SessionDetail(SessionSummary):
+    messages: list[MessageOut]
+    active_turn: Optional[LiveTurn] = Field(description="The running turn, read from its workflow; null when idle.")
+
+
+class SendMessageRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = Field(description="The user's message.")
+
+
+class QueuedResponse(BaseModel):
+    """Answer of `POST .../stream` when a turn is already running: the message waits in its buffer."""
+
+    turn_id: str
+    message_id: str
+    queued: Literal[True] = True
+    turn_in_flight: Literal[True] = True
+    buffer_length: int
+    max_buffer_length: int
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"]
+    checks: dict[str, str]

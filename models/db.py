@@ -1,0 +1,61 @@
+"""Postgres tables. The Alembic migration in `migrations/versions` creates exactly these."""
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+MESSAGE_ROLES = ("user", "assistant", "tool", "reasoning", "system")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _timestamp() -> Any:
+    return Field(default_factory=utcnow, sa_column_kwargs={"nullable": False}, sa_type=DateTime(timezone=True))
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: str = Field(primary_key=True, max_length=128)
+    created_at: datetime = _timestamp()
+
+
+class ChatSession(SQLModel, table=True):
+    __tablename__ = "chat_sessions"
+
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(sa_column=Column(String(128), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True))
+    title: Optional[str] = Field(default=None, max_length=200)
+    parent_session_id: Optional[str] = Field(
+        default=None, sa_column=Column(String(64), ForeignKey("chat_sessions.id", ondelete="SET NULL"), nullable=True)
+    )
+    # "metadata" is reserved by SQLAlchemy's declarative base, hence the attribute name.
+    session_metadata: dict = Field(default_factory=dict, sa_column=Column("metadata", JSONB, nullable=False, server_default="{}"))
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class ChatMessage(SQLModel, table=True):
+    __tablename__ = "chat_messages"
+    __table_args__ = (
+        UniqueConstraint("session_id", "sequence", name="uq_chat_messages_session_sequence"),
+        # A retried activity writes the same key again; the constraint turns that into a no-op.
+        UniqueConstraint("session_id", "idempotency_key", name="uq_chat_messages_session_idempotency_key"),
+        CheckConstraint(f"role IN {MESSAGE_ROLES}", name="ck_chat_messages_role"),
+    )
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    session_id: str = Field(sa_column=Column(String(64), ForeignKey("chat_sessions.id", ondelete="CASCADE"), nullable=False))
+    sequence: int
+    role: str = Field(max_length=16)
+    content: str = ""
+    tool_calls: Optional[list] = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    tool_call_id: Optional[str] = Field(default=None, max_length=128)
+    turn_id: Optional[str] = Field(default=None, max_length=64)
+    idempotency_key: Optional[str] = Field(default=None, max_length=200)
+    created_at: datetime = _timestamp()

@@ -1,0 +1,188 @@
+"""Inputs, outputs and state of the turn workflow and its activities (all pydantic, so the
+Temporal pydantic data converter carries them without custom code)."""
+
+import json
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, Field
+
+TurnStatus = Literal["running", "completed", "failed", "stopped"]
+ChatMode = Literal["fast", "extended_thinking"]
+
+
+class ToolCall(BaseModel):
+    id: str
+    name: str
+    arguments: str = "{}"  # the raw JSON text the model produced
+
+
+class ModelMessage(BaseModel):
+    """One message in the OpenAI chat format, as the model sees it."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: Optional[str] = None
+
+    def to_openai(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in self.tool_calls
+            ]
+        if self.tool_call_id:
+            message["tool_call_id"] = self.tool_call_id
+        return message
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    # USD x 1,000,000 as the provider reported it; None when it reported no cost.
+    cost_microdollars: Optional[int] = None
+
+    def __add__(self, other: "Usage") -> "Usage":
+        costs = [c for c in (self.cost_microdollars, other.cost_microdollars) if c is not None]
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            cost_microdollars=sum(costs) if costs else None,
+        )
+
+
+class IncomingMessage(BaseModel):
+    """A user message handed to a turn (the first one starts it; later ones queue)."""
+
+    message_id: str
+    content: str
+
+
+class SubmitResult(BaseModel):
+    turn_id: str
+    message_id: str
+    queued: bool
+    buffer_length: int
+    max_buffer_length: int
+
+
+class ModelCallPolicy(BaseModel):
+    """Timeouts and retries of a model round, chosen by the caller's settings at turn start."""
+
+    heartbeat_timeout_seconds: float = 20.0
+    round_timeout_seconds: float = 600.0
+    max_attempts: int = 4
+    initial_retry_seconds: float = 1.0
+    max_retry_interval_seconds: float = 20.0
+
+
+class TurnInput(BaseModel):
+    session_id: str
+    user_id: str
+    mode: ChatMode = "fast"
+    model_policy: ModelCallPolicy = Field(default_factory=ModelCallPolicy)
+    tool_timeout_seconds: float = 300.0
+    max_rounds: int = 10
+    max_buffer_length: int = 10
+    max_message_chars: int = 32_000
+    # Messages carried into this run by continue-as-new (auto-continue); they start the turn.
+    carried_messages: list[IncomingMessage] = Field(default_factory=list)
+
+
+class TurnState(BaseModel):
+    turn_id: str
+    status: TurnStatus
+    round: int
+    buffer_length: int
+    max_buffer_length: int
+    pending: list[IncomingMessage]
+
+
+class TurnResult(BaseModel):
+    turn_id: str
+    status: TurnStatus
+    text: str
+    rounds: int
+    usage: Usage
+    error: Optional[str] = None
+
+
+class BeginTurnRequest(BaseModel):
+    session_id: str
+    user_id: str
+    turn_id: str
+    stream_key: str
+    messages: list[IncomingMessage]
+
+
+class RoundRequest(BaseModel):
+    session_id: str
+    turn_id: str
+    stream_key: str
+    round_index: int
+    mode: ChatMode
+    messages: list[ModelMessage]
+
+
+class RoundResult(BaseModel):
+    text: str
+    reasoning: str
+    tool_calls: list[ToolCall]
+    usage: Usage
+    model: str
+    finish_reason: Optional[str] = None
+
+
+class ToolRequest(BaseModel):
+    session_id: str
+    user_id: str
+    turn_id: str
+    stream_key: str
+    call: ToolCall
+
+
+class ToolResult(BaseModel):
+    tool_call_id: str
+    name: str
+    output: Any = None
+    error: Optional[str] = None
+
+    def model_content(self) -> str:
+        """The text the model gets back as the tool message."""
+        if self.error is not None:
+            return json.dumps({"error": self.error})
+        return self.output if isinstance(self.output, str) else json.dumps(self.output, default=str)
+
+
+class NewMessageRow(BaseModel):
+    """A chat message to persist; `key` makes the write idempotent within the session."""
+
+    key: str
+    role: Literal["user", "assistant", "tool", "reasoning", "system"]
+    content: str = ""
+    tool_calls: Optional[list[ToolCall]] = None
+    tool_call_id: Optional[str] = None
+
+
+class RecordMessagesRequest(BaseModel):
+    session_id: str
+    turn_id: str
+    rows: list[NewMessageRow]
+
+
+class OpenStreamRequest(BaseModel):
+    session_id: str
+    turn_id: str
+    stream_key: str
+
+
+class PublishRequest(BaseModel):
+    stream_key: str
+    # Publishing the same key twice (a retried activity) writes the parts once.
+    dedup_key: str
+    parts: list[dict[str, Any]]
+    end_stream: bool = False

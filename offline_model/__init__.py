@@ -1,0 +1,1 @@
+"""A built-in, offline, OpenAI-compatible model: used whenever no provider key is configured."""

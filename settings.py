@@ -1,0 +1,71 @@
+"""Configuration, read from the environment (and `.env`) once per process.
+
+Every name here is documented in `.env.example`; the README's configuration table is built
+from the same list.
+"""
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # Infrastructure
+    database_url: str = "postgresql+asyncpg://copilot@127.0.0.1:5433/copilot"
+    redis_url: str = "redis://127.0.0.1:6380/0"
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "copilot"
+
+    # Auth: HS256 JWTs whose `sub` is the user id; `role == "admin"` marks operators.
+    jwt_secret: str = Field(default="dev-only-secret-change-me-0123456789", min_length=32)
+
+    # Model provider. With no key, the built-in offline model at `offline_model_url` is used.
+    openrouter_api_key: str = ""
+    model_base_url: str = ""
+    model_api_key: str = ""
+    offline_model_url: str = "http://127.0.0.1:8001/v1"
+    fast_model: str = "anthropic/claude-sonnet-4"
+    thinking_model: str = "anthropic/claude-sonnet-4"
+    reasoning_max_tokens: int = Field(default=8192, ge=0)
+
+    # Turn behaviour
+    max_message_chars: int = Field(default=32_000, ge=1)
+    max_rounds: int = Field(default=10, ge=1)
+    max_pending_messages: int = Field(default=10, ge=1)
+
+    # Stream relay
+    stream_retention_seconds: int = Field(default=3600, ge=60)
+    stream_keepalive_seconds: float = Field(default=15.0, gt=0)
+    stream_idle_timeout_seconds: float = Field(default=600.0, gt=0)
+
+    # Activity timeouts and retries
+    llm_heartbeat_timeout_seconds: float = Field(default=20.0, gt=0)
+    llm_round_timeout_seconds: float = Field(default=600.0, gt=0)
+    llm_retry_max_attempts: int = Field(default=4, ge=1)
+    llm_retry_initial_seconds: float = Field(default=1.0, gt=0)
+    llm_retry_max_interval_seconds: float = Field(default=20.0, gt=0)
+    tool_timeout_seconds: float = Field(default=300.0, gt=0)
+
+    @property
+    def model_endpoint(self) -> tuple[str, str]:
+        """Base URL and key of the model provider; the offline model when none is configured."""
+        if self.model_base_url:
+            return self.model_base_url, self.model_api_key or self.openrouter_api_key or "none"
+        if self.openrouter_api_key:
+            return OPENROUTER_BASE_URL, self.openrouter_api_key
+        return self.offline_model_url, "offline"
+
+    @property
+    def uses_offline_model(self) -> bool:
+        return not (self.model_base_url or self.openrouter_api_key)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

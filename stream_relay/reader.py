@@ -1,0 +1,60 @@
+"""Reads a turn's Redis stream from any point: the start (late subscriber) or after an event id
+(reconnect with Last-Event-ID)."""
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Literal, Optional
+
+from redis.asyncio import Redis
+
+from stream_relay.publisher import END_FIELD, PART_FIELD
+
+STREAM_START = "0-0"
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    kind: Literal["part", "end", "keepalive", "idle_timeout"]
+    entry_id: Optional[str] = None
+    part: Optional[dict[str, Any]] = None
+
+
+def valid_entry_id(value: str) -> bool:
+    """A Redis stream entry id: `<ms>-<seq>`, both whole numbers."""
+    ms, sep, seq = value.partition("-")
+    return bool(sep) and ms.isdigit() and seq.isdigit() and len(value) <= 41
+
+
+async def read_stream(
+    redis: Redis,
+    stream_key: str,
+    after: str = STREAM_START,
+    keepalive_seconds: float = 15.0,
+    idle_timeout_seconds: float = 600.0,
+) -> AsyncIterator[StreamEvent]:
+    """Yields every entry after `after` until the end marker; keep-alives while quiet.
+
+    A stream that stays silent for `idle_timeout_seconds` ends with an `idle_timeout` event, so a
+    client never hangs on a turn that will not produce anything more.
+    """
+    last_activity = time.monotonic()
+    while True:
+        quiet_for = time.monotonic() - last_activity
+        if quiet_for >= idle_timeout_seconds:
+            yield StreamEvent(kind="idle_timeout")
+            return
+        block_seconds = min(keepalive_seconds, idle_timeout_seconds - quiet_for)
+        response = await redis.xread({stream_key: after}, count=200, block=max(1, int(block_seconds * 1000)))
+        if not response:
+            if time.monotonic() - last_activity < idle_timeout_seconds:
+                yield StreamEvent(kind="keepalive")
+            continue
+        last_activity = time.monotonic()
+        for _key, entries in response:
+            for entry_id, fields in entries:
+                after = entry_id
+                if END_FIELD in fields:
+                    yield StreamEvent(kind="end", entry_id=entry_id)
+                    return
+                yield StreamEvent(kind="part", entry_id=entry_id, part=json.loads(fields[PART_FIELD]))

@@ -1,0 +1,140 @@
+"""Real servers for the whole test run: PostgreSQL, Redis and the Temporal dev server from the
+project's wheels, the worker and the API in-process, and a scripted model server at the HTTP
+boundary (so the real `openai` client parses real streams)."""
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator
+
+import httpx
+import pytest
+import uvicorn
+
+from api.auth import issue_token
+from api.main import create_app
+from database import upgrade_schema
+from devstack.postgres import EmbeddedPostgres
+from devstack.process import free_port
+from devstack.redis import EmbeddedRedis
+from devstack.temporal import TemporalDevServer
+from settings import Settings
+from tests.scripted_model import ScriptedModel
+from tests.scripted_model import create_app as create_model_app
+from worker import build_worker
+from workflows.turn_client import connect_temporal
+
+
+@dataclass
+class Stack:
+    database_url: str
+    redis_url: str
+    temporal_address: str
+    log_dir: Path
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Stack:
+    root = tmp_path_factory.mktemp("stack")
+    postgres = EmbeddedPostgres(root / "postgres", free_port(), durable=False).start(root / "logs" / "postgres.log")
+    redis = EmbeddedRedis(root / "redis", free_port(), durable=False).start(root / "logs" / "redis.log")
+    temporal = TemporalDevServer(free_port(), ui_port=None, db_file=None).start(root / "logs" / "temporal.log")
+    try:
+        upgrade_schema(postgres.url)
+        yield Stack(postgres.url, redis.url, temporal.address, root / "logs")
+    finally:
+        temporal.stop()
+        redis.stop()
+        postgres.stop()
+
+
+async def serve(app, port: int) -> tuple[uvicorn.Server, asyncio.Task]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    return server, task
+
+
+async def shutdown(server: uvicorn.Server, task: asyncio.Task) -> None:
+    server.should_exit = True
+    await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture(scope="session")
+async def model_server() -> AsyncIterator[tuple[ScriptedModel, str]]:
+    model = ScriptedModel()
+    port = free_port()
+    server, task = await serve(create_model_app(model), port)
+    yield model, f"http://127.0.0.1:{port}/v1"
+    await shutdown(server, task)
+
+
+@pytest.fixture(scope="session")
+def settings(stack: Stack, model_server) -> Settings:
+    _model, model_url = model_server
+    return Settings(
+        _env_file=None,
+        database_url=stack.database_url, redis_url=stack.redis_url, temporal_address=stack.temporal_address,
+        temporal_task_queue=f"copilot-test-{uuid.uuid4().hex[:8]}",
+        jwt_secret="test-secret-0123456789abcdef-0123456789",
+        model_base_url=model_url, model_api_key="test-key", fast_model="openai/gpt-test",
+        llm_heartbeat_timeout_seconds=2, llm_retry_initial_seconds=0.2, llm_retry_max_interval_seconds=1,
+        llm_retry_max_attempts=3, max_message_chars=32_000,
+    )
+
+
+@pytest.fixture(scope="session")
+async def temporal_client(settings: Settings):
+    return await connect_temporal(settings)
+
+
+@pytest.fixture(scope="session")
+async def worker(settings: Settings, temporal_client):
+    running = build_worker(temporal_client, settings)
+    task = asyncio.create_task(running.run())
+    yield running
+    await running.shutdown()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture(scope="session")
+async def api_url(settings: Settings, worker) -> AsyncIterator[str]:
+    port = free_port()
+    server, task = await serve(create_app(settings), port)
+    yield f"http://127.0.0.1:{port}"
+    await shutdown(server, task)
+
+
+@pytest.fixture
+def scripted(model_server) -> ScriptedModel:
+    return model_server[0]
+
+
+@dataclass
+class User:
+    id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def make_user(settings: Settings) -> User:
+    user_id = f"user-{uuid.uuid4().hex[:10]}"
+    return User(user_id, issue_token(settings.jwt_secret, user_id))
+
+
+@pytest.fixture
+def user(settings: Settings) -> User:
+    return make_user(settings)
+
+
+@pytest.fixture
+async def http(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api_url, timeout=httpx.Timeout(60.0)) as client:
+        yield client

@@ -1,0 +1,63 @@
+"""Runs the Temporal worker: the turn workflow and every activity it calls.
+
+    python worker.py
+"""
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.llm import ModelActivities
+from activities.store import StoreActivities
+from activities.stream import StreamActivities
+from activities.tools import ToolActivities
+from database import session_maker
+from settings import Settings, get_settings
+from stream_relay.connection import redis_client
+from workflows.copilot_turn import CopilotTurnWorkflow
+from workflows.turn_client import connect_temporal
+
+WORKFLOWS = [CopilotTurnWorkflow]
+
+
+def build_worker(client: Client, settings: Settings) -> Worker:
+    redis = redis_client(settings.redis_url)
+    model = ModelActivities(settings, redis)
+    store = StoreActivities(session_maker(settings.database_url))
+    stream = StreamActivities(redis, settings.stream_retention_seconds)
+    tools = ToolActivities(redis, settings.stream_retention_seconds, settings.tool_timeout_seconds)
+    return Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=WORKFLOWS,
+        activities=[
+            model.stream_model_round,
+            store.begin_turn,
+            store.record_messages,
+            stream.open_stream,
+            stream.publish_parts,
+            tools.run_tool,
+        ],
+        max_concurrent_activities=100,
+        # A worker that dies hands its sticky workflows back quickly.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
+    )
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    client = await connect_temporal(settings)
+    worker = build_worker(client, settings)
+    logging.getLogger("worker").info("worker polling task queue %r", settings.temporal_task_queue)
+    await worker.run()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,1 @@
+"""Temporal workflow definitions: deterministic code only, side effects go to activities."""

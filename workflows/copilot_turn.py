@@ -1,0 +1,202 @@
+"""CopilotTurnWorkflow: one copilot turn of one session, `copilot-turn/{session_id}`.
+
+Because the workflow id is the session's, Temporal itself answers "is a turn running for this
+session?" atomically: a message sent while a turn runs reaches the running turn's update handler
+instead of starting a second turn. There is no lock to acquire, renew or leak.
+"""
+
+import asyncio
+from datetime import timedelta
+from typing import Optional
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.llm import ModelActivities
+    from activities.store import StoreActivities
+    from activities.stream import StreamActivities
+    from activities.tools import ToolActivities
+    from models import ui_stream
+    from models.turn import (
+        BeginTurnRequest, IncomingMessage, ModelMessage, NewMessageRow, OpenStreamRequest, PublishRequest,
+        RecordMessagesRequest, RoundRequest, RoundResult, SubmitResult, ToolRequest, TurnInput, TurnResult,
+        TurnState, TurnStatus, Usage,
+    )
+    from stream_relay.keys import turn_stream_key
+    from workflows import search_attributes
+
+ROUND_CAP_TEXT = "I stopped here because this turn reached its step limit. Send a message to continue."
+QUICK = dict(start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)))
+
+
+def turn_workflow_id(session_id: str) -> str:
+    return f"copilot-turn/{session_id}"
+
+
+def failure_message(error: ActivityError) -> str:
+    cause = error.cause
+    detail = cause.message if isinstance(cause, ApplicationError) else "the model call did not complete"
+    return f"{detail} Your message is saved; please try again in a moment."
+
+
+@workflow.defn
+class CopilotTurnWorkflow:
+    @workflow.init
+    def __init__(self, input: TurnInput) -> None:
+        self._input = input
+        # Messages that open this turn, and follow-ups queued while it runs.
+        self._opening: list[IncomingMessage] = list(input.carried_messages)
+        self._pending: list[IncomingMessage] = []
+        self._claimed = bool(input.carried_messages)
+        self._status: TurnStatus = "running"
+        self._round = 0
+
+    @property
+    def _turn_id(self) -> str:
+        return workflow.info().run_id
+
+    @workflow.update
+    def submit_message(self, message: IncomingMessage) -> SubmitResult:
+        queued = self._claimed
+        self._claimed = True
+        (self._pending if queued else self._opening).append(message)
+        return SubmitResult(
+            turn_id=self._turn_id, message_id=message.message_id, queued=queued,
+            buffer_length=len(self._pending), max_buffer_length=self._input.max_buffer_length,
+        )
+
+    @submit_message.validator
+    def _validate_message(self, message: IncomingMessage) -> None:
+        # Refused here, before the update is accepted, so nothing is half-written.
+        if not message.content.strip():
+            raise ValueError("The message is empty.")
+        if len(message.content) > self._input.max_message_chars:
+            raise ValueError(f"The message is longer than {self._input.max_message_chars} characters.")
+        if self._claimed and len(self._pending) >= self._input.max_buffer_length:
+            raise ValueError(f"buffer_full: {self._input.max_buffer_length} messages are already queued for this session.")
+
+    @workflow.query
+    def state(self) -> TurnState:
+        return TurnState(
+            turn_id=self._turn_id, status=self._status, round=self._round, buffer_length=len(self._pending),
+            max_buffer_length=self._input.max_buffer_length, pending=list(self._pending),
+        )
+
+    @workflow.run
+    async def run(self, input: TurnInput) -> TurnResult:
+        stream_key = turn_stream_key(input.session_id, self._turn_id)
+        if not await self._wait_for_opening_message():
+            return TurnResult(turn_id=self._turn_id, status="completed", text="", rounds=0, usage=Usage())
+        opening, self._opening = self._opening, []
+
+        _, conversation = await asyncio.gather(
+            workflow.execute_activity_method(
+                StreamActivities.open_stream,
+                OpenStreamRequest(session_id=input.session_id, turn_id=self._turn_id, stream_key=stream_key), **QUICK,
+            ),
+            workflow.execute_activity_method(
+                StoreActivities.begin_turn,
+                BeginTurnRequest(session_id=input.session_id, user_id=input.user_id, turn_id=self._turn_id,
+                                 stream_key=stream_key, messages=opening), **QUICK,
+            ),
+        )
+        usage, final_text, closing_text, error = Usage(), "", None, None
+        for round_index in range(input.max_rounds):
+            self._round = round_index + 1
+            try:
+                result = await self._model_round(stream_key, round_index, conversation)
+            except ActivityError as failure:
+                error = failure_message(failure)
+                break
+            usage += result.usage
+            conversation.append(ModelMessage(role="assistant", content=result.text, tool_calls=result.tool_calls))
+            await self._record(round_messages(round_index, result))
+            if not result.tool_calls:
+                final_text = result.text
+                break
+            tool_results = await asyncio.gather(*(
+                workflow.execute_activity_method(
+                    ToolActivities.run_tool,
+                    ToolRequest(session_id=input.session_id, user_id=input.user_id, turn_id=self._turn_id,
+                                stream_key=stream_key, call=call),
+                    start_to_close_timeout=timedelta(seconds=input.tool_timeout_seconds + 30),
+                    heartbeat_timeout=timedelta(seconds=30),
+                ) for call in result.tool_calls
+            ))
+            tool_rows = [NewMessageRow(key=f"tool:{r.tool_call_id}", role="tool", content=r.model_content(),
+                                       tool_call_id=r.tool_call_id) for r in tool_results]
+            await self._record(tool_rows)
+            conversation += [ModelMessage(role="tool", content=r.model_content(), tool_call_id=r.tool_call_id)
+                             for r in tool_results]
+            await self._publish(stream_key, f"finish-step-{round_index}", [ui_stream.finish_step()])
+        else:
+            final_text = closing_text = ROUND_CAP_TEXT
+            await self._record([NewMessageRow(key="round-cap", role="assistant", content=ROUND_CAP_TEXT)])
+
+        await self._finish(stream_key, closing_text, error)
+        self._status = "failed" if error else "completed"
+        workflow.upsert_search_attributes([search_attributes.TURN_STATUS.value_set(self._status)])
+        if self._pending:
+            # Auto-continue: queued follow-ups open the next turn without letting go of the id.
+            workflow.continue_as_new(input.model_copy(update={"carried_messages": self._pending}))
+        return TurnResult(turn_id=self._turn_id, status=self._status, text=final_text, rounds=self._round,
+                          usage=usage, error=error)
+
+    async def _wait_for_opening_message(self) -> bool:
+        try:
+            await workflow.wait_condition(lambda: bool(self._opening), timeout=timedelta(minutes=1))
+            return True
+        except asyncio.TimeoutError:
+            return False  # started without a message (by hand, say): nothing to do
+
+    async def _model_round(self, stream_key: str, round_index: int, conversation: list[ModelMessage]) -> RoundResult:
+        policy = self._input.model_policy
+        return await workflow.execute_activity_method(
+            ModelActivities.stream_model_round,
+            RoundRequest(session_id=self._input.session_id, turn_id=self._turn_id, stream_key=stream_key,
+                         round_index=round_index, mode=self._input.mode, messages=conversation),
+            start_to_close_timeout=timedelta(seconds=policy.round_timeout_seconds),
+            heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_seconds),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=policy.initial_retry_seconds), backoff_coefficient=2.0,
+                maximum_interval=timedelta(seconds=policy.max_retry_interval_seconds),
+                maximum_attempts=policy.max_attempts,
+            ),
+        )
+
+    async def _record(self, rows: list[NewMessageRow]) -> None:
+        await workflow.execute_activity_method(
+            StoreActivities.record_messages,
+            RecordMessagesRequest(session_id=self._input.session_id, turn_id=self._turn_id, rows=rows), **QUICK,
+        )
+
+    async def _publish(self, stream_key: str, dedup_key: str, parts: list[dict], end_stream: bool = False) -> None:
+        await workflow.execute_activity_method(
+            StreamActivities.publish_parts,
+            PublishRequest(stream_key=stream_key, dedup_key=dedup_key, parts=parts, end_stream=end_stream), **QUICK,
+        )
+
+    async def _finish(self, stream_key: str, closing_text: Optional[str], error: Optional[str]) -> None:
+        parts = []
+        if closing_text:
+            part_id = f"{self._turn_id}-closing"
+            parts += [ui_stream.text_start(part_id), ui_stream.text_delta(part_id, closing_text),
+                      ui_stream.text_end(part_id)]
+        parts.append(ui_stream.finish_step())
+        if error:
+            await self._record([NewMessageRow(key="turn-error", role="system", content=error)])
+            parts.append(ui_stream.error(error))
+        parts.append(ui_stream.finish())
+        await self._publish(stream_key, "finish", parts, end_stream=True)
+
+
+def round_messages(round_index: int, result: RoundResult) -> list[NewMessageRow]:
+    """The rows one model round adds: its reasoning (for people) and its answer."""
+    rows = []
+    if result.reasoning:
+        rows.append(NewMessageRow(key=f"reasoning:{round_index}", role="reasoning", content=result.reasoning))
+    rows.append(NewMessageRow(key=f"assistant:{round_index}", role="assistant", content=result.text,
+                              tool_calls=result.tool_calls or None))
+    return rows

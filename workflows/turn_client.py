@@ -1,0 +1,105 @@
+"""How callers (the API now; bots and sub-sessions later) talk to a session's turn workflow."""
+
+from datetime import timedelta
+from typing import Optional
+
+from temporalio.client import (
+    Client, WithStartWorkflowOperation, WorkflowExecutionStatus, WorkflowUpdateFailedError,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from models.turn import IncomingMessage, ModelCallPolicy, SubmitResult, TurnInput, TurnState
+from settings import Settings
+from workflows import search_attributes
+from workflows.copilot_turn import CopilotTurnWorkflow, turn_workflow_id
+
+
+class MessageRefused(Exception):
+    """The turn's validator refused the message (empty, too long, buffer full)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+        self.buffer_full = message.startswith("buffer_full")
+
+
+async def connect_temporal(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter,
+    )
+
+
+def turn_input(settings: Settings, session_id: str, user_id: str) -> TurnInput:
+    return TurnInput(
+        session_id=session_id, user_id=user_id,
+        model_policy=ModelCallPolicy(
+            heartbeat_timeout_seconds=settings.llm_heartbeat_timeout_seconds,
+            round_timeout_seconds=settings.llm_round_timeout_seconds,
+            max_attempts=settings.llm_retry_max_attempts,
+            initial_retry_seconds=settings.llm_retry_initial_seconds,
+            max_retry_interval_seconds=settings.llm_retry_max_interval_seconds,
+        ),
+        tool_timeout_seconds=settings.tool_timeout_seconds,
+        max_rounds=settings.max_rounds, max_buffer_length=settings.max_pending_messages,
+        max_message_chars=settings.max_message_chars,
+    )
+
+
+async def submit_message(
+    client: Client, settings: Settings, session_id: str, user_id: str, message: IncomingMessage, title: str,
+) -> SubmitResult:
+    """Starts a turn with this message, or queues it in the turn already running (one atomic call)."""
+    start = WithStartWorkflowOperation(
+        CopilotTurnWorkflow.run, turn_input(settings, session_id, user_id),
+        id=turn_workflow_id(session_id), task_queue=settings.temporal_task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        memo={"title": title},
+        search_attributes=TypedSearchAttributes([
+            SearchAttributePair(search_attributes.USER_ID, user_id),
+            SearchAttributePair(search_attributes.SESSION_ID, session_id),
+            SearchAttributePair(search_attributes.TURN_STATUS, "running"),
+            SearchAttributePair(search_attributes.KIND, "turn"),
+        ]),
+    )
+    # A turn that closes between the server's lookup and the update's delivery answers "not
+    # found / completed"; the next attempt then starts a fresh turn.
+    for attempt in range(3):
+        try:
+            return await client.execute_update_with_start_workflow(
+                CopilotTurnWorkflow.submit_message, message, start_workflow_operation=start,
+                id=f"submit-{message.message_id}",
+            )
+        except WorkflowUpdateFailedError as failure:
+            if isinstance(failure.cause, ApplicationError):
+                raise MessageRefused(failure.cause.message) from failure
+            raise
+        except RPCError as failure:
+            if attempt == 2 or failure.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                raise
+    raise RuntimeError("unreachable")
+
+
+async def running_turn_state(client: Client, session_id: str) -> Optional[TurnState]:
+    """The live state of the session's turn, or None when the session is idle."""
+    handle = client.get_workflow_handle(turn_workflow_id(session_id))
+    try:
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return None
+        return await handle.query(CopilotTurnWorkflow.state, rpc_timeout=timedelta(seconds=5))
+    except RPCError as failure:
+        if failure.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+
+
+async def terminate_turn(client: Client, session_id: str, reason: str) -> None:
+    """Ends a session's running turn at once (the session is being deleted)."""
+    try:
+        await client.get_workflow_handle(turn_workflow_id(session_id)).terminate(reason=reason)
+    except RPCError as failure:
+        if failure.status != RPCStatusCode.NOT_FOUND:
+            raise
