@@ -135,9 +135,9 @@ class CopilotTurnWorkflow:
             final_text = closing_text = ROUND_CAP_TEXT
             await self._record([NewMessageRow(key="round-cap", role="assistant", content=ROUND_CAP_TEXT)])
 
-        await self._finish(stream_key, closing_text, error)
         self._status = "failed" if error else "completed"
         workflow.upsert_search_attributes([search_attributes.TURN_STATUS.value_set(self._status)])
+        await self._finish(stream_key, closing_text, error)
         if self._pending:
             # Auto-continue: queued follow-ups open the next turn without letting go of the id.
             workflow.continue_as_new(input.model_copy(update={"carried_messages": self._pending}))

@@ -89,7 +89,9 @@ async def running_turn_state(client: Client, session_id: str) -> Optional[TurnSt
         description = await handle.describe()
         if description.status != WorkflowExecutionStatus.RUNNING:
             return None
-        return await handle.query(CopilotTurnWorkflow.state, rpc_timeout=timedelta(seconds=5))
+        state = await handle.query(CopilotTurnWorkflow.state, rpc_timeout=timedelta(seconds=5))
+        # A turn that has decided its outcome is only closing its stream: the session is idle.
+        return state if state.status == "running" or state.buffer_length else None
     except RPCError as failure:
         if failure.status == RPCStatusCode.NOT_FOUND:
             return None
