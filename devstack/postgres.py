@@ -113,6 +113,11 @@ class EmbeddedPostgres:
         if result.returncode != 0 and "already exists" not in result.stderr:
             raise RuntimeError(f"createdb failed: {result.stderr.strip()}")
 
+    name = "postgres"
+
+    def alive(self) -> bool:
+        return self.child is not None and self.child.alive()
+
     def stop(self) -> None:
         if self.child is not None:
             # SIGINT is PostgreSQL's "fast shutdown": clean, without waiting for clients.

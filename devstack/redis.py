@@ -32,6 +32,11 @@ class EmbeddedRedis:
         wait_until(lambda: port_open(self.port), "redis", 20, self.child.process)
         return self
 
+    name = "redis"
+
+    def alive(self) -> bool:
+        return self.child is not None and self.child.alive()
+
     def stop(self) -> None:
         if self.child is not None:
             self.child.stop()

@@ -65,6 +65,11 @@ class TemporalDevServer:
         wait_until(lambda: port_open(self.port), "temporal", 60, self.child.process)
         return self
 
+    name = "temporal"
+
+    def alive(self) -> bool:
+        return self.child is not None and self.child.alive()
+
     def stop(self) -> None:
         if self.child is not None:
             self.child.stop(timeout=15)

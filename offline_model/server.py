@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import os
+import uuid
 from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -67,7 +68,7 @@ def plan_answer(body: dict[str, Any], answer_words: int) -> dict[str, Any]:
     user_text = _content_text(_last(messages, "user"))
     plan: dict[str, Any] = {"reasoning": [], "tool_call": None, "text": []}
     if body.get("reasoning"):
-        plan["reasoning"] = f"The user wrote {len(user_text)} characters. I will answer directly.".split(" ")
+        plan["reasoning"] = "Let me work out the most useful way to answer this.".split(" ")
     if last.get("role") == "tool":
         plan["text"] = f"The tool answered: {_content_text(last)[:300]}".split(" ")
     elif "get_current_time" in offered and "time" in user_text.lower():
@@ -87,7 +88,7 @@ async def stream_answer(body: dict[str, Any], pacing: Pacing) -> AsyncIterator[b
         completion_tokens += 1
         await pacing.between_tokens()
     if plan["tool_call"]:
-        call_id = "call_" + hashlib.sha256(json.dumps(body.get("messages")).encode()).hexdigest()[:16]
+        call_id = f"call_{uuid.uuid4().hex[:16]}"
         arguments = plan["tool_call"]["arguments"]
         # Arguments arrive split across chunks, as hosted models send them.
         pieces = [arguments[i:i + 6] for i in range(0, len(arguments), 6)]
