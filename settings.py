@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=32_000, ge=1)
     max_rounds: int = Field(default=10, ge=1)
     max_pending_messages: int = Field(default=10, ge=1)
+    message_rate_limit: int = Field(default=30, ge=0)  # per user per window; 0 = unlimited
+    message_rate_window_seconds: int = Field(default=60, ge=1)
 
     # Stream relay
     stream_retention_seconds: int = Field(default=3600, ge=60)

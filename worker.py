@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.llm import ModelActivities
+from activities.stop import StopActivities
 from activities.store import StoreActivities
 from activities.stream import StreamActivities
 from activities.tools import ToolActivities
@@ -26,7 +27,9 @@ WORKFLOWS = [CopilotTurnWorkflow]
 def build_worker(client: Client, settings: Settings) -> Worker:
     redis = redis_client(settings.redis_url)
     model = ModelActivities(settings, redis)
-    store = StoreActivities(session_maker(settings.database_url))
+    sessions = session_maker(settings.database_url)
+    store = StoreActivities(sessions)
+    stop = StopActivities(redis, sessions, settings.stream_retention_seconds)
     stream = StreamActivities(redis, settings.stream_retention_seconds)
     tools = ToolActivities(redis, settings.stream_retention_seconds, settings.tool_timeout_seconds)
     return Worker(
@@ -40,6 +43,7 @@ def build_worker(client: Client, settings: Settings) -> Worker:
             stream.open_stream,
             stream.publish_parts,
             tools.run_tool,
+            stop.record_stop,
         ],
         max_concurrent_activities=100,
         # A worker that dies hands its sticky workflows back quickly.

@@ -20,7 +20,8 @@ class StreamActivities:
         if request.end_stream:
             # Whatever a crashed attempt left open is closed before the stream ends.
             await publisher.close_open_parts()
-        await publisher.publish_once(request.dedup_key, request.parts, end_stream=request.end_stream)
+        await publisher.publish_once(request.dedup_key, request.parts, end_stream=request.end_stream,
+                                     continues=request.continues)
 
     @activity.defn
     async def open_stream(self, request: OpenStreamRequest) -> None:

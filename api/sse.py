@@ -1,43 +1,70 @@
-"""The turn's Redis stream as Server-Sent Events in the Vercel AI SDK UI message stream format."""
+"""A turn's Redis stream as Server-Sent Events in the Vercel AI SDK UI message stream format."""
 
+import asyncio
 import json
-from typing import AsyncIterator
+import time
+from typing import AsyncIterator, Optional
 
 from fastapi.responses import StreamingResponse
 from redis.asyncio import Redis
 
 from models import ui_stream
 from settings import Settings
+from stream_relay.keys import latest_turn_key, turn_stream_key
 from stream_relay.reader import STREAM_START, read_stream
 
 IDLE_TIMEOUT_TEXT = "The answer stopped arriving. Reload the session to see what was saved, then try again."
+NEXT_TURN_WAIT_SECONDS = 10.0
 
 
-def _event(entry_id: str | None, payload: str) -> str:
+def _event(entry_id: Optional[str], payload: str) -> str:
     prefix = f"id: {entry_id}\n" if entry_id else ""
     return f"{prefix}data: {payload}\n\n"
 
 
-async def sse_events(redis: Redis, stream_key: str, after: str, settings: Settings) -> AsyncIterator[str]:
-    async for event in read_stream(redis, stream_key, after, settings.stream_keepalive_seconds,
-                                   settings.stream_idle_timeout_seconds):
-        if event.kind == "part":
-            yield _event(event.entry_id, json.dumps(event.part, separators=(",", ":")))
-        elif event.kind == "keepalive":
-            yield ": keep-alive\n\n"
-        elif event.kind == "idle_timeout":
-            # The protocol's chunks are strict objects, so the code travels in a data part.
-            yield _event(None, json.dumps(ui_stream.data("stream-error", {"code": "idle_timeout", "retryable": True})))
-            yield _event(None, json.dumps(ui_stream.error(IDLE_TIMEOUT_TEXT)))
-            yield _event(None, "[DONE]")
-        else:
-            yield _event(event.entry_id, "[DONE]")
+async def _next_turn(redis: Redis, session_id: str, previous_turn: str) -> Optional[str]:
+    """The turn that auto-continued from `previous_turn`, once it has opened its stream."""
+    deadline = time.monotonic() + NEXT_TURN_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        latest = await redis.get(latest_turn_key(session_id))
+        if latest and latest != previous_turn:
+            return latest
+        await asyncio.sleep(0.05)
+    return None
 
 
-def sse_response(redis: Redis, stream_key: str, settings: Settings, after: str = STREAM_START) -> StreamingResponse:
+async def sse_events(redis: Redis, session_id: str, turn_id: str, after: str, settings: Settings,
+                     follow_next_turns: bool) -> AsyncIterator[str]:
+    while True:
+        async for event in read_stream(redis, turn_stream_key(session_id, turn_id), after,
+                                       settings.stream_keepalive_seconds, settings.stream_idle_timeout_seconds):
+            if event.kind == "part":
+                yield _event(event.entry_id, json.dumps(event.part, separators=(",", ":")))
+            elif event.kind == "keepalive":
+                yield ": keep-alive\n\n"
+            elif event.kind == "idle_timeout":
+                # The protocol's chunks are strict objects, so the code travels in a data part.
+                yield _event(None, json.dumps(ui_stream.data("stream-error", {"code": "idle_timeout", "retryable": True})))
+                yield _event(None, json.dumps(ui_stream.error(IDLE_TIMEOUT_TEXT)))
+                yield _event(None, "[DONE]")
+                return
+            elif follow_next_turns and event.continues:
+                next_turn = await _next_turn(redis, session_id, turn_id)
+                if next_turn is not None:
+                    turn_id, after = next_turn, STREAM_START
+                    break
+                yield _event(event.entry_id, "[DONE]")
+                return
+            else:
+                yield _event(event.entry_id, "[DONE]")
+                return
+
+
+def sse_response(redis: Redis, session_id: str, turn_id: str, settings: Settings, after: str = STREAM_START,
+                 follow_next_turns: bool = False) -> StreamingResponse:
     header, version = ui_stream.STREAM_HEADER
     return StreamingResponse(
-        sse_events(redis, stream_key, after, settings),
+        sse_events(redis, session_id, turn_id, after, settings, follow_next_turns),
         media_type="text/event-stream",
         headers={header: version, "Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"},
     )

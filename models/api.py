@@ -82,6 +82,19 @@ class QueuedResponse(BaseModel):
     max_buffer_length: int
 
 
+class PendingMessages(BaseModel):
+    """The running turn's buffer of queued follow-ups (a peek: nothing is drained)."""
+
+    turn_in_flight: bool
+    buffer_length: int
+    max_buffer_length: int
+    messages: list[IncomingMessage]
+
+
+class StopResponse(BaseModel):
+    stopped: bool = Field(description="True when a running turn was stopped; false when the session was idle.")
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     checks: dict[str, str]

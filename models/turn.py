@@ -186,3 +186,14 @@ class PublishRequest(BaseModel):
     dedup_key: str
     parts: list[dict[str, Any]]
     end_stream: bool = False
+    # The end marker says whether queued follow-ups continue into a next turn (readers follow).
+    continues: bool = False
+
+
+class StopRequest(BaseModel):
+    session_id: str
+    turn_id: str
+    stream_key: str
+    round_index: int
+    open_tool_calls: list[ToolCall]
+    continues: bool = False

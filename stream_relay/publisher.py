@@ -10,6 +10,7 @@ from stream_relay.keys import publish_dedup_key
 
 PART_FIELD = "part"
 END_FIELD = "end"
+CONTINUES_FIELD = "continues"  # on the end entry: a next turn follows (auto-continue)
 
 # Write the parts only if this dedup key was never written: a retried activity publishes once.
 _PUBLISH_ONCE = """
@@ -17,6 +18,8 @@ if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
   for i = 2, #ARGV do
     if ARGV[i] == '' then
       redis.call('XADD', KEYS[1], '*', 'end', '1')
+    elseif ARGV[i] == '+' then
+      redis.call('XADD', KEYS[1], '*', 'end', '1', 'continues', '1')
     else
       redis.call('XADD', KEYS[1], '*', 'part', ARGV[i])
     end
@@ -41,10 +44,11 @@ class StreamPublisher:
             pipe.expire(self.stream_key, self.retention_seconds)
             await pipe.execute()
 
-    async def publish_once(self, dedup_key: str, parts: Iterable[dict[str, Any]], end_stream: bool = False) -> bool:
+    async def publish_once(self, dedup_key: str, parts: Iterable[dict[str, Any]], end_stream: bool = False,
+                           continues: bool = False) -> bool:
         encoded = [json.dumps(p, separators=(",", ":")) for p in parts]
         if end_stream:
-            encoded.append("")
+            encoded.append("+" if continues else "")
         written = await self.redis.eval(
             _PUBLISH_ONCE, 2, self.stream_key, publish_dedup_key(self.stream_key, dedup_key),
             self.retention_seconds, *encoded,

@@ -8,7 +8,7 @@ from typing import Any, AsyncIterator, Literal, Optional
 
 from redis.asyncio import Redis
 
-from stream_relay.publisher import END_FIELD, PART_FIELD
+from stream_relay.publisher import CONTINUES_FIELD, END_FIELD, PART_FIELD
 
 STREAM_START = "0-0"
 
@@ -18,6 +18,7 @@ class StreamEvent:
     kind: Literal["part", "end", "keepalive", "idle_timeout"]
     entry_id: Optional[str] = None
     part: Optional[dict[str, Any]] = None
+    continues: bool = False  # on "end": the session's next turn follows at once
 
 
 def valid_entry_id(value: str) -> bool:
@@ -55,6 +56,6 @@ async def read_stream(
             for entry_id, fields in entries:
                 after = entry_id
                 if END_FIELD in fields:
-                    yield StreamEvent(kind="end", entry_id=entry_id)
+                    yield StreamEvent(kind="end", entry_id=entry_id, continues=CONTINUES_FIELD in fields)
                     return
                 yield StreamEvent(kind="part", entry_id=entry_id, part=json.loads(fields[PART_FIELD]))

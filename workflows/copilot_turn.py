@@ -7,7 +7,7 @@ instead of starting a second turn. There is no lock to acquire, renew or leak.
 
 import asyncio
 from datetime import timedelta
-from typing import Optional
+from typing import Awaitable, Optional, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -15,20 +15,26 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm import ModelActivities
+    from activities.stop import StopActivities
     from activities.store import StoreActivities
     from activities.stream import StreamActivities
     from activities.tools import ToolActivities
     from models import ui_stream
     from models.turn import (
         BeginTurnRequest, IncomingMessage, ModelMessage, NewMessageRow, OpenStreamRequest, PublishRequest,
-        RecordMessagesRequest, RoundRequest, RoundResult, SubmitResult, ToolRequest, TurnInput, TurnResult,
-        TurnState, TurnStatus, Usage,
+        RecordMessagesRequest, RoundRequest, RoundResult, StopRequest, SubmitResult, ToolCall, ToolRequest,
+        ToolResult, TurnInput, TurnResult, TurnState, TurnStatus, Usage,
     )
     from stream_relay.keys import turn_stream_key
     from workflows import search_attributes
 
 ROUND_CAP_TEXT = "I stopped here because this turn reached its step limit. Send a message to continue."
+T = TypeVar("T")
 QUICK = dict(start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)))
+
+
+class TurnStopped(Exception):
+    """Raised inside the workflow when Stop wins the race against the work in flight."""
 
 
 def turn_workflow_id(session_id: str) -> str:
@@ -52,6 +58,10 @@ class CopilotTurnWorkflow:
         self._claimed = bool(input.carried_messages)
         self._status: TurnStatus = "running"
         self._round = 0
+        self._stop_requested = False
+        self._closed = False
+        # Tool calls of the current round that have no recorded result yet.
+        self._open_calls: list[ToolCall] = []
 
     @property
     def _turn_id(self) -> str:
@@ -84,6 +94,16 @@ class CopilotTurnWorkflow:
             max_buffer_length=self._input.max_buffer_length, pending=list(self._pending),
         )
 
+    @workflow.update
+    async def stop(self) -> bool:
+        """Stops the turn: returns once it has recorded what it had and closed its stream.
+        True when a running turn was stopped, False when it had already finished."""
+        if self._status != "running":
+            return False
+        self._stop_requested = True
+        await workflow.wait_condition(lambda: self._closed)
+        return self._status == "stopped"
+
     @workflow.run
     async def run(self, input: TurnInput) -> TurnResult:
         stream_key = turn_stream_key(input.session_id, self._turn_id)
@@ -103,46 +123,102 @@ class CopilotTurnWorkflow:
             ),
         )
         usage, final_text, closing_text, error = Usage(), "", None, None
-        for round_index in range(input.max_rounds):
-            self._round = round_index + 1
-            try:
-                result = await self._model_round(stream_key, round_index, conversation)
-            except ActivityError as failure:
-                error = failure_message(failure)
-                break
-            usage += result.usage
-            conversation.append(ModelMessage(role="assistant", content=result.text, tool_calls=result.tool_calls))
-            await self._record(round_messages(round_index, result))
-            if not result.tool_calls:
-                final_text = result.text
-                break
-            tool_results = await asyncio.gather(*(
-                workflow.execute_activity_method(
-                    ToolActivities.run_tool,
-                    ToolRequest(session_id=input.session_id, user_id=input.user_id, turn_id=self._turn_id,
-                                stream_key=stream_key, call=call),
-                    start_to_close_timeout=timedelta(seconds=input.tool_timeout_seconds + 30),
-                    heartbeat_timeout=timedelta(seconds=30),
-                ) for call in result.tool_calls
-            ))
-            tool_rows = [NewMessageRow(key=f"tool:{r.tool_call_id}", role="tool", content=r.model_content(),
-                                       tool_call_id=r.tool_call_id) for r in tool_results]
-            await self._record(tool_rows)
-            conversation += [ModelMessage(role="tool", content=r.model_content(), tool_call_id=r.tool_call_id)
-                             for r in tool_results]
-            await self._publish(stream_key, f"finish-step-{round_index}", [ui_stream.finish_step()])
-        else:
-            final_text = closing_text = ROUND_CAP_TEXT
-            await self._record([NewMessageRow(key="round-cap", role="assistant", content=ROUND_CAP_TEXT)])
+        try:
+            for round_index in range(input.max_rounds):
+                self._round = round_index + 1
+                try:
+                    result = await self._unless_stopped(self._model_round(stream_key, round_index, conversation))
+                except ActivityError as failure:
+                    error = failure_message(failure)
+                    break
+                usage += result.usage
+                conversation.append(ModelMessage(role="assistant", content=result.text, tool_calls=result.tool_calls))
+                await self._record(round_messages(round_index, result))
+                if not result.tool_calls:
+                    final_text = result.text
+                    break
+                self._open_calls = list(result.tool_calls)
+                tool_results = await self._unless_stopped(asyncio.gather(*(
+                    self._run_tool(stream_key, call) for call in result.tool_calls
+                )))
+                tool_rows = [NewMessageRow(key=f"tool:{r.tool_call_id}", role="tool", content=r.model_content(),
+                                           tool_call_id=r.tool_call_id) for r in tool_results]
+                await self._record(tool_rows)
+                self._open_calls = []
+                conversation += [ModelMessage(role="tool", content=r.model_content(), tool_call_id=r.tool_call_id)
+                                 for r in tool_results]
+                await self._publish(stream_key, f"finish-step-{round_index}", [ui_stream.finish_step()])
+                conversation += await self._deliver_pending(stream_key, round_index)
+            else:
+                final_text = closing_text = ROUND_CAP_TEXT
+                await self._record([NewMessageRow(key="round-cap", role="assistant", content=ROUND_CAP_TEXT)])
+        except TurnStopped:
+            self._set_status("stopped")
+            await self._record_stop(stream_key)
+            return await self._end(input, TurnResult(
+                turn_id=self._turn_id, status="stopped", text="", rounds=self._round, usage=usage))
 
-        self._status = "failed" if error else "completed"
-        workflow.upsert_search_attributes([search_attributes.TURN_STATUS.value_set(self._status)])
+        # The outcome is known before the stream closes, so a reader that saw `finish` never
+        # finds the session still "running".
+        self._set_status("failed" if error else "completed")
         await self._finish(stream_key, closing_text, error)
+        return await self._end(input, TurnResult(
+            turn_id=self._turn_id, status=self._status, text=final_text, rounds=self._round, usage=usage,
+            error=error))
+
+    def _set_status(self, status: TurnStatus) -> None:
+        self._status = status
+        workflow.upsert_search_attributes([search_attributes.TURN_STATUS.value_set(status)])
+
+    async def _end(self, input: TurnInput, result: TurnResult) -> TurnResult:
+        """Ends the run; follow-ups still queued open the next turn at once (auto-continue),
+        through continue-as-new, so the id is never released and no message can race."""
+        self._closed = True
+        await workflow.wait_condition(workflow.all_handlers_finished)
         if self._pending:
-            # Auto-continue: queued follow-ups open the next turn without letting go of the id.
             workflow.continue_as_new(input.model_copy(update={"carried_messages": self._pending}))
-        return TurnResult(turn_id=self._turn_id, status=self._status, text=final_text, rounds=self._round,
-                          usage=usage, error=error)
+        return result
+
+    async def _unless_stopped(self, awaitable: Awaitable[T]) -> T:
+        """Awaits the activity work, unless Stop comes first: then it is cancelled and not
+        waited for (a tool that ignores cancellation cannot hold the session)."""
+        task = asyncio.ensure_future(awaitable)
+        await workflow.wait_condition(lambda: task.done() or self._stop_requested)
+        if task.done():
+            return task.result()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise TurnStopped()
+
+    async def _run_tool(self, stream_key: str, call: ToolCall) -> ToolResult:
+        return await workflow.execute_activity_method(
+            ToolActivities.run_tool,
+            ToolRequest(session_id=self._input.session_id, user_id=self._input.user_id, turn_id=self._turn_id,
+                        stream_key=stream_key, call=call),
+            start_to_close_timeout=timedelta(seconds=self._input.tool_timeout_seconds + 30),
+            heartbeat_timeout=timedelta(seconds=30),
+        )
+
+    async def _deliver_pending(self, stream_key: str, round_index: int) -> list[ModelMessage]:
+        """Mid-turn delivery: queued follow-ups join the conversation at this round boundary,
+        stored right after the tool results they followed."""
+        if not self._pending:
+            return []
+        delivered, self._pending = self._pending, []
+        await self._record([NewMessageRow(key=f"user:{m.message_id}", role="user", content=m.content)
+                            for m in delivered])
+        await self._publish(stream_key, f"pending-delivered-{round_index}", [
+            ui_stream.data("pending-delivered", {"messageIds": [m.message_id for m in delivered]})])
+        return [ModelMessage(role="user", content=m.content) for m in delivered]
+
+    async def _record_stop(self, stream_key: str) -> None:
+        await workflow.execute_activity_method(
+            StopActivities.record_stop,
+            StopRequest(session_id=self._input.session_id, turn_id=self._turn_id, stream_key=stream_key,
+                        round_index=self._round - 1, open_tool_calls=self._open_calls,
+                        continues=bool(self._pending)),
+            **QUICK,
+        )
 
     async def _wait_for_opening_message(self) -> bool:
         try:
@@ -172,10 +248,12 @@ class CopilotTurnWorkflow:
             RecordMessagesRequest(session_id=self._input.session_id, turn_id=self._turn_id, rows=rows), **QUICK,
         )
 
-    async def _publish(self, stream_key: str, dedup_key: str, parts: list[dict], end_stream: bool = False) -> None:
+    async def _publish(self, stream_key: str, dedup_key: str, parts: list[dict], end_stream: bool = False,
+                       continues: bool = False) -> None:
         await workflow.execute_activity_method(
             StreamActivities.publish_parts,
-            PublishRequest(stream_key=stream_key, dedup_key=dedup_key, parts=parts, end_stream=end_stream), **QUICK,
+            PublishRequest(stream_key=stream_key, dedup_key=dedup_key, parts=parts, end_stream=end_stream,
+                           continues=continues), **QUICK,
         )
 
     async def _finish(self, stream_key: str, closing_text: Optional[str], error: Optional[str]) -> None:
@@ -189,7 +267,7 @@ class CopilotTurnWorkflow:
             await self._record([NewMessageRow(key="turn-error", role="system", content=error)])
             parts.append(ui_stream.error(error))
         parts.append(ui_stream.finish())
-        await self._publish(stream_key, "finish", parts, end_stream=True)
+        await self._publish(stream_key, "finish", parts, end_stream=True, continues=bool(self._pending))
 
 
 def round_messages(round_index: int, result: RoundResult) -> list[NewMessageRow]:

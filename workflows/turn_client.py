@@ -1,10 +1,12 @@
 """How callers (the API now; bots and sub-sessions later) talk to a session's turn workflow."""
 
+import asyncio
 from datetime import timedelta
 from typing import Optional
 
 from temporalio.client import (
-    Client, WithStartWorkflowOperation, WorkflowExecutionStatus, WorkflowUpdateFailedError,
+    Client, WithStartWorkflowOperation, WorkflowContinuedAsNewError, WorkflowExecutionStatus, WorkflowFailureError,
+    WorkflowUpdateFailedError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -96,6 +98,29 @@ async def running_turn_state(client: Client, session_id: str) -> Optional[TurnSt
         if failure.status == RPCStatusCode.NOT_FOUND:
             return None
         raise
+
+
+async def stop_turn(client: Client, session_id: str, timeout_seconds: float = 15.0) -> bool:
+    """Stops the session's running turn and returns once that turn has closed (the session is
+    idle, or already working on follow-ups queued before the stop). False when nothing ran."""
+    try:
+        description = await client.get_workflow_handle(turn_workflow_id(session_id)).describe()
+    except RPCError as failure:
+        if failure.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return False
+    run = client.get_workflow_handle(turn_workflow_id(session_id), run_id=description.run_id)
+    try:
+        stopped = await asyncio.wait_for(run.execute_update(CopilotTurnWorkflow.stop), timeout_seconds)
+    except (WorkflowUpdateFailedError, RPCError):
+        return False  # the turn closed on its own meanwhile
+    try:
+        await asyncio.wait_for(run.result(follow_runs=False), timeout_seconds)
+    except (WorkflowContinuedAsNewError, WorkflowFailureError):
+        pass
+    return stopped
 
 
 async def terminate_turn(client: Client, session_id: str, reason: str) -> None:

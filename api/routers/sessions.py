@@ -11,13 +11,14 @@ from api.deps import DbDep, RedisDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.sse import sse_response
 from conversation import sessions as store
+from limits.message_rate import MessageRateLimiter
 from models.api import (
-    CreateSessionRequest, ErrorResponse, LiveTurn, MessageOut, QueuedResponse, SendMessageRequest, SessionDetail,
-    SessionPage, SessionSummary,
+    CreateSessionRequest, ErrorResponse, LiveTurn, MessageOut, PendingMessages, QueuedResponse, SendMessageRequest,
+    SessionDetail, SessionPage, SessionSummary, StopResponse,
 )
 from models.db import ChatSession
 from models.turn import IncomingMessage
-from stream_relay.keys import latest_turn_key, turn_stream_key
+from stream_relay.keys import latest_turn_key
 from stream_relay.reader import STREAM_START, valid_entry_id
 from workflows import turn_client
 
@@ -88,6 +89,11 @@ async def send_message(session_id: str, body: SendMessageRequest, user: CurrentU
         text = store.check_message_text(body.message, settings.max_message_chars)
     except store.MessageInvalid as problem:
         raise ApiError(422, "invalid_message", str(problem))
+    rate = await MessageRateLimiter(redis, settings.message_rate_limit, settings.message_rate_window_seconds).hit(user.id)
+    if not rate.allowed:
+        raise ApiError(429, "rate_limited", f"More than {settings.message_rate_limit} messages in "
+                       f"{settings.message_rate_window_seconds}s; try again in {rate.retry_after_seconds}s.",
+                       headers={"Retry-After": str(rate.retry_after_seconds)})
     title = await store.set_title_if_missing(db, session, text)
     message = IncomingMessage(message_id=str(uuid.uuid4()), content=text)
     try:
@@ -101,7 +107,28 @@ async def send_message(session_id: str, body: SendMessageRequest, user: CurrentU
         queued = QueuedResponse(turn_id=result.turn_id, message_id=result.message_id,
                                 buffer_length=result.buffer_length, max_buffer_length=result.max_buffer_length)
         return JSONResponse(queued.model_dump(), status_code=202)
-    return sse_response(redis, turn_stream_key(session.id, result.turn_id), settings)
+    return sse_response(redis, session.id, result.turn_id, settings)
+
+
+@router.get("/{session_id}/messages/pending", response_model=PendingMessages, responses=ERRORS)
+async def pending_messages(session_id: str, user: CurrentUser, db: DbDep, temporal: TemporalDep,
+                           settings: SettingsDep) -> PendingMessages:
+    """Peeks at the follow-ups queued in the running turn, without draining them."""
+    session = await _owned(db, user, session_id)
+    state = await turn_client.running_turn_state(temporal, session.id)
+    if state is None:
+        return PendingMessages(turn_in_flight=False, buffer_length=0,
+                               max_buffer_length=settings.max_pending_messages, messages=[])
+    return PendingMessages(turn_in_flight=True, buffer_length=state.buffer_length,
+                           max_buffer_length=state.max_buffer_length, messages=state.pending)
+
+
+@router.post("/{session_id}/stop", response_model=StopResponse, responses=ERRORS)
+async def stop_turn(session_id: str, user: CurrentUser, db: DbDep, temporal: TemporalDep) -> StopResponse:
+    """Stops the running turn: what it had said is kept, open tool calls get a "stopped by user"
+    result, and the call returns once the session is idle. Idempotent."""
+    session = await _owned(db, user, session_id)
+    return StopResponse(stopped=await turn_client.stop_turn(temporal, session.id))
 
 
 @router.get("/{session_id}/stream", responses={**ERRORS, 200: SSE_DOC}, response_class=StreamingResponse)
@@ -117,4 +144,4 @@ async def follow_turn(session_id: str, user: CurrentUser, db: DbDep, redis: Redi
     turn_id = await redis.get(latest_turn_key(session.id))
     if turn_id is None:
         raise ApiError(404, "no_turn", "This session has no recent turn to follow.")
-    return sse_response(redis, turn_stream_key(session.id, turn_id), settings, after)
+    return sse_response(redis, session.id, turn_id, settings, after, follow_next_turns=True)

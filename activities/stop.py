@@ -1,0 +1,64 @@
+"""What Stop leaves behind: the partial answer, a result for every open tool call, a marker."""
+
+import json
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from activities.store import insert_rows
+from models import ui_stream
+from models.turn import NewMessageRow, StopRequest
+from stream_relay.publisher import PART_FIELD, StreamPublisher
+
+STOPPED_RESULT = json.dumps({"error": "stopped by user"})
+STOP_MARKER = "stopped by user"
+
+
+async def partial_round(redis: Redis, stream_key: str, round_index: int) -> tuple[str, str]:
+    """The text and reasoning a stopped round had streamed (from its latest attempt)."""
+    prefix = f"r{round_index}a"
+    by_attempt: dict[int, dict[str, list[str]]] = {}
+    for _entry_id, fields in await redis.xrange(stream_key):
+        part = json.loads(fields.get(PART_FIELD, "{}"))
+        part_id = str(part.get("id", ""))
+        if part.get("type") not in ("text-delta", "reasoning-delta") or not part_id.startswith(prefix):
+            continue
+        attempt = int(part_id[len(prefix):].split("-", 1)[0])
+        kind = "text" if part["type"] == "text-delta" else "reasoning"
+        by_attempt.setdefault(attempt, {"text": [], "reasoning": []})[kind].append(part["delta"])
+    if not by_attempt:
+        return "", ""
+    latest = by_attempt[max(by_attempt)]
+    return "".join(latest["text"]), "".join(latest["reasoning"])
+
+
+class StopActivities:
+    def __init__(self, redis: Redis, sessions: async_sessionmaker[AsyncSession], retention_seconds: int):
+        self.redis = redis
+        self.sessions = sessions
+        self.retention_seconds = retention_seconds
+
+    @activity.defn
+    async def record_stop(self, request: StopRequest) -> None:
+        rows: list[NewMessageRow] = []
+        if not request.open_tool_calls:
+            # Stopped while the model was answering: keep what it had said. (If the round had
+            # finished, its rows exist under the same keys and these are skipped.)
+            text, reasoning = await partial_round(self.redis, request.stream_key, request.round_index)
+            if reasoning:
+                rows.append(NewMessageRow(key=f"reasoning:{request.round_index}", role="reasoning", content=reasoning))
+            if text:
+                rows.append(NewMessageRow(key=f"assistant:{request.round_index}", role="assistant", content=text))
+        rows += [NewMessageRow(key=f"tool:{call.id}", role="tool", content=STOPPED_RESULT, tool_call_id=call.id)
+                 for call in request.open_tool_calls]
+        rows.append(NewMessageRow(key="stop", role="system", content=STOP_MARKER))
+        async with self.sessions.begin() as db:
+            await insert_rows(db, request.session_id, request.turn_id, rows)
+
+        publisher = StreamPublisher(self.redis, request.stream_key, self.retention_seconds)
+        for call in request.open_tool_calls:
+            await publisher.publish_once(f"tool-output-{call.id}", [ui_stream.tool_output_error(call.id, STOP_MARKER)])
+        await publisher.close_open_parts()
+        await publisher.publish_once("finish", [ui_stream.finish_step(), ui_stream.abort(), ui_stream.finish()],
+                                     end_stream=True, continues=request.continues)

@@ -1,0 +1,1 @@
+"""Per-user limits enforced before work is accepted."""
