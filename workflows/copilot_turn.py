@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from stream_relay.keys import turn_stream_key
     from workflows import search_attributes
 
+EMPTY_ANSWER_TEXT = "I've finished working on this; the tool results are above."
 ROUND_CAP_TEXT = "I stopped here because this turn reached its step limit. Send a message to continue."
 T = TypeVar("T")
 QUICK = dict(start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)))
@@ -132,6 +133,10 @@ class CopilotTurnWorkflow:
                     error = failure_message(failure)
                     break
                 usage += result.usage
+                if not result.tool_calls and not result.text.strip() and round_index > 0:
+                    # Tools ran, then the model only thought: close with words, never with silence.
+                    result = result.model_copy(update={"text": EMPTY_ANSWER_TEXT})
+                    closing_text = EMPTY_ANSWER_TEXT
                 conversation.append(ModelMessage(role="assistant", content=result.text, tool_calls=result.tool_calls))
                 await self._record(round_messages(round_index, result))
                 if not result.tool_calls:
