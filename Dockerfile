@@ -1,6 +1,5 @@
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md ./
 COPY . .
 RUN pip install --no-cache-dir .
 EXPOSE 8000

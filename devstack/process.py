@@ -71,3 +71,23 @@ class ChildProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(5)
         self._log.close()
+
+
+class EmbeddedServer:
+    """One server process of the dev stack; subclasses start `self.child`."""
+
+    name = "server"
+
+    def __init__(self, data_dir: Path, port: int, durable: bool = True):
+        self.data_dir = data_dir.resolve()
+        self.port = port
+        # Throwaway test servers skip fsync and snapshots: their data dies with the test run.
+        self.durable = durable
+        self.child: ChildProcess | None = None
+
+    def alive(self) -> bool:
+        return self.child is not None and self.child.alive()
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop()

