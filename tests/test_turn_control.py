@@ -8,6 +8,7 @@ import time
 import pytest
 
 from offline_model import chunks
+from tests.conftest import make_user
 from tests.helpers import follow, marker, new_session, send, session_rows
 from tests.scripted_model import Stream, text_reply
 from tests.sse_client import assembled_text, assert_well_formed, part_types, parts, read_events
@@ -232,12 +233,13 @@ async def test_reasoning_is_persisted_and_never_sent_back(http, user, scripted, 
     assert "private chain of thought" not in second_request and "Visible." in second_request
 
 
-async def test_stop_latency(http, user, scripted):
+async def test_stop_latency(http, settings, scripted):
     """Stop-to-idle and stop-then-send-to-first-token, median of 20 (printed with -s)."""
     tag = marker()
     scripted.script(tag, slow_text(400, 0.05))
     stop_to_idle, stop_to_token = [], []
     for i in range(20):
+        user = make_user(settings)  # 40 messages would exceed one user's message rate
         session_id = await new_session(http, user)
         await start_turn(http, user, session_id, f"long {i} {tag}")
         started = time.perf_counter()
