@@ -1,0 +1,31 @@
+"""The Redis stream reader on a real Redis: keep-alives while quiet, an idle cut-off, resume."""
+
+import uuid
+
+from stream_relay.connection import redis_client
+from stream_relay.publisher import StreamPublisher
+from stream_relay.reader import read_stream, valid_entry_id
+
+
+async def test_quiet_stream_sends_keepalives_then_ends_with_idle_timeout(stack):
+    redis = redis_client(stack.redis_url)
+    events = [e.kind async for e in read_stream(redis, f"test:{uuid.uuid4()}", keepalive_seconds=0.1,
+                                                 idle_timeout_seconds=0.35)]
+    assert events[-1] == "idle_timeout" and events.count("keepalive") >= 2
+    await redis.aclose()
+
+
+async def test_reader_resumes_after_an_entry_and_stops_at_the_end_marker(stack):
+    redis = redis_client(stack.redis_url)
+    key = f"test:{uuid.uuid4()}"
+    publisher = StreamPublisher(redis, key, 60)
+    await publisher.publish({"type": "start"}, {"type": "start-step"})
+    assert await publisher.publish_once("end", [{"type": "finish"}], end_stream=True)
+    assert not await publisher.publish_once("end", [{"type": "finish"}], end_stream=True)  # a retry writes nothing
+
+    everything = [e async for e in read_stream(redis, key)]
+    assert [e.kind for e in everything] == ["part", "part", "part", "end"]
+    resumed = [e async for e in read_stream(redis, key, after=everything[0].entry_id)]
+    assert resumed == everything[1:]
+    assert valid_entry_id(everything[0].entry_id) and not valid_entry_id("0-x") and not valid_entry_id("abc")
+    await redis.aclose()
