@@ -52,7 +52,27 @@ class Settings(BaseSettings):
     llm_retry_max_attempts: int = Field(default=4, ge=1)
     llm_retry_initial_seconds: float = Field(default=1.0, gt=0)
     llm_retry_max_interval_seconds: float = Field(default=20.0, gt=0)
-    tool_timeout_seconds: float = Field(default=300.0, gt=0)
+    tool_timeout_seconds: float = Field(default=300.0, gt=0)  # MAX_TOOL_WAIT_SECONDS
+
+    # Tools
+    tool_output_max_chars: int = Field(default=70_000, ge=1000)
+    workspace_dir: str = ".data/workspace"
+    workspace_max_file_bytes: int = Field(default=1_048_576, ge=1)
+    bash_output_max_chars: int = Field(default=20_000, ge=100)
+    bash_credit_cost: int = Field(default=1, ge=0)
+    initial_credits: int = Field(default=100, ge=0)
+
+    @property
+    def secret_values(self) -> list[str]:
+        """Values a tool's output must never show (replaced with [REDACTED])."""
+        from urllib.parse import urlsplit
+
+        secrets = [self.jwt_secret, self.openrouter_api_key, self.model_api_key]
+        for url in (self.database_url, self.redis_url):
+            password = urlsplit(url).password
+            if password:
+                secrets.append(password)
+        return [s for s in secrets if s and len(s) >= 4]
 
     @property
     def model_endpoint(self) -> tuple[str, str]:

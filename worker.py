@@ -5,6 +5,7 @@
 
 import asyncio
 import logging
+from pathlib import Path
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -12,10 +13,13 @@ from temporalio.worker import Worker
 
 from activities.llm import ModelActivities
 from activities.stop import StopActivities
+from activities.sub_sessions import SubSessionActivities
 from activities.store import StoreActivities
 from activities.stream import StreamActivities
 from activities.tools import ToolActivities
 from database import session_maker
+from tools.base import ToolServices
+from workspace.storage import DiskStorage
 from settings import Settings, get_settings
 from stream_relay.connection import redis_client
 from workflows.copilot_turn import CopilotTurnWorkflow
@@ -31,7 +35,9 @@ def build_worker(client: Client, settings: Settings) -> Worker:
     store = StoreActivities(sessions)
     stop = StopActivities(redis, sessions, settings.stream_retention_seconds)
     stream = StreamActivities(redis, settings.stream_retention_seconds)
-    tools = ToolActivities(redis, settings.stream_retention_seconds, settings.tool_timeout_seconds)
+    tool_services = ToolServices(settings, sessions, DiskStorage(Path(settings.workspace_dir)), client)
+    tools = ToolActivities(redis, tool_services)
+    sub_sessions = SubSessionActivities(settings, sessions, client)
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
@@ -44,6 +50,8 @@ def build_worker(client: Client, settings: Settings) -> Worker:
             stream.publish_parts,
             tools.run_tool,
             stop.record_stop,
+            sub_sessions.prepare_sub_session,
+            sub_sessions.queue_in_session,
         ],
         max_concurrent_activities=100,
         # A worker that dies hands its sticky workflows back quickly.

@@ -29,7 +29,7 @@ def build_request(settings: Settings, request: RoundRequest) -> dict[str, Any]:
     """The chat-completions request body, with OpenRouter's extras where they apply."""
     model = settings.thinking_model if request.mode == "extended_thinking" else settings.fast_model
     messages = [m.to_openai() for m in request.messages]
-    tools = tool_schemas()
+    tools = tool_schemas(request.allowed_tools)
     extra_body: dict[str, Any] = {"usage": {"include": True}}
     if is_anthropic_route(model):
         if settings.reasoning_max_tokens > 0:

@@ -4,10 +4,11 @@ from typing import Annotated, AsyncIterator
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from settings import Settings
+from workspace.storage import WorkspaceStorage
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -22,6 +23,14 @@ def get_redis(request: Request) -> Redis:
     return request.app.state.redis
 
 
+def get_session_maker(request: Request) -> async_sessionmaker[AsyncSession]:
+    return request.app.state.sessions
+
+
+def get_storage(request: Request) -> WorkspaceStorage:
+    return request.app.state.storage
+
+
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.sessions() as db:
         yield db
@@ -31,3 +40,5 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 DbDep = Annotated[AsyncSession, Depends(get_db)]
+SessionMakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_maker)]
+StorageDep = Annotated[WorkspaceStorage, Depends(get_storage)]

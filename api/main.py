@@ -1,16 +1,18 @@
 """The FastAPI application: `uvicorn api.main:app`."""
 
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Optional
 
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routers import health, sessions
+from api.routers import health, sessions, workspace
 from database import session_maker
 from settings import Settings, get_settings
 from stream_relay.connection import redis_client
 from workflows.turn_client import connect_temporal
+from workspace.storage import DiskStorage
 
 
 def create_app(settings: Optional[Settings] = None) -> FastAPI:
@@ -22,6 +24,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         app.state.sessions = session_maker(settings.database_url)
         app.state.redis = redis_client(settings.redis_url)
         app.state.temporal = await connect_temporal(settings)
+        app.state.storage = DiskStorage(Path(settings.workspace_dir))
         yield
         await app.state.redis.aclose()
 
@@ -35,6 +38,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(sessions.router)
+    app.include_router(workspace.router)
     return app
 
 

@@ -8,6 +8,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db import ChatMessage, ChatSession, User, utcnow
+from tools.permissions import ToolFilter
 
 TITLE_FROM_MESSAGE_CHARS = 80
 
@@ -86,3 +87,21 @@ async def set_title_if_missing(db: AsyncSession, session: ChatSession, first_mes
 async def delete_session(db: AsyncSession, session: ChatSession) -> None:
     await db.execute(delete(ChatSession).where(ChatSession.id == session.id))
     await db.commit()
+
+
+async def last_turn_messages(db: AsyncSession, session_id: str) -> Sequence[ChatMessage]:
+    """The rows of the session's most recent turn."""
+    latest = (await db.execute(
+        select(ChatMessage.turn_id).where(ChatMessage.session_id == session_id)
+        .order_by(ChatMessage.sequence.desc()).limit(1)
+    )).scalar_one_or_none()
+    if latest is None:
+        return []
+    return (await db.execute(
+        select(ChatMessage).where(ChatMessage.session_id == session_id, ChatMessage.turn_id == latest)
+        .order_by(ChatMessage.sequence)
+    )).scalars().all()
+
+
+def session_tool_filter(session: ChatSession) -> ToolFilter:
+    return ToolFilter.model_validate(session.session_metadata.get("tool_filter") or {})

@@ -6,6 +6,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.turn import IncomingMessage
+from tools.permissions import ToolFilter
 
 
 class ErrorDetail(BaseModel):
@@ -23,6 +24,7 @@ class CreateSessionRequest(BaseModel):
 
     title: Optional[str] = Field(default=None, max_length=200)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    tool_filter: Optional[ToolFilter] = Field(default=None, description="Limit the tools this session may use.")
 
 
 class SessionSummary(BaseModel):
@@ -93,6 +95,23 @@ class PendingMessages(BaseModel):
 
 class StopResponse(BaseModel):
     stopped: bool = Field(description="True when a running turn was stopped; false when the session was idle.")
+
+
+class RunTurnRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str
+    wait_seconds: float = Field(default=60, ge=0, le=6 * 3600, description="How long to wait for the answer.")
+
+
+class WorkspaceFileOut(BaseModel):
+    id: str
+    uri: str
+    name: str
+    size_bytes: int
+    content_type: str
+    session_id: Optional[str]
+    created_at: datetime
 
 
 class HealthResponse(BaseModel):

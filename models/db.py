@@ -59,3 +59,29 @@ class ChatMessage(SQLModel, table=True):
     turn_id: Optional[str] = Field(default=None, max_length=64)
     idempotency_key: Optional[str] = Field(default=None, max_length=200)
     created_at: datetime = _timestamp()
+
+
+class CreditEntry(SQLModel, table=True):
+    """The credit ledger: a grant is positive, a charge negative; the balance is the sum.
+    The idempotency key (turn and tool call for a charge) makes a retried charge a no-op."""
+
+    __tablename__ = "credit_ledger"
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    user_id: str = Field(sa_column=Column(String(128), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True))
+    amount: int
+    reason: str = Field(max_length=200)
+    idempotency_key: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    created_at: datetime = _timestamp()
+
+
+class WorkspaceFile(SQLModel, table=True):
+    __tablename__ = "workspace_files"
+
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(sa_column=Column(String(128), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True))
+    session_id: Optional[str] = Field(default=None, max_length=64)
+    name: str = Field(max_length=128)
+    size_bytes: int
+    content_type: str = Field(default="text/plain", max_length=100)
+    created_at: datetime = _timestamp()

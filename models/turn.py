@@ -6,6 +6,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
 
+from tools.permissions import ToolFilter
+
 TurnStatus = Literal["running", "completed", "failed", "stopped"]
 ChatMode = Literal["fast", "extended_thinking"]
 
@@ -84,6 +86,8 @@ class TurnInput(BaseModel):
     session_id: str
     user_id: str
     mode: ChatMode = "fast"
+    tool_filter: ToolFilter = Field(default_factory=ToolFilter)
+    kind: Literal["turn", "sub_session"] = "turn"
     model_policy: ModelCallPolicy = Field(default_factory=ModelCallPolicy)
     tool_timeout_seconds: float = 300.0
     max_rounds: int = 10
@@ -108,7 +112,20 @@ class TurnResult(BaseModel):
     text: str
     rounds: int
     usage: Usage
+    tool_calls: list[ToolCall] = Field(default_factory=list)
     error: Optional[str] = None
+
+
+class TurnOutcome(BaseModel):
+    """A turn as a request/response caller sees it (bots, graph blocks, sub-sessions)."""
+
+    status: Literal["completed", "running", "error", "cancelled", "queued"]
+    response: Optional[str] = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    usage: Optional[Usage] = None
+    error: Optional[str] = None
+    queued: bool = False
+    pending_buffer_length: int = 0
 
 
 class BeginTurnRequest(BaseModel):
@@ -126,6 +143,7 @@ class RoundRequest(BaseModel):
     round_index: int
     mode: ChatMode
     messages: list[ModelMessage]
+    allowed_tools: list[str]
 
 
 class RoundResult(BaseModel):
@@ -143,6 +161,7 @@ class ToolRequest(BaseModel):
     turn_id: str
     stream_key: str
     call: ToolCall
+    allowed_tools: list[str]
 
 
 class ToolResult(BaseModel):
@@ -188,6 +207,30 @@ class PublishRequest(BaseModel):
     end_stream: bool = False
     # The end marker says whether queued follow-ups continue into a next turn (readers follow).
     continues: bool = False
+
+
+class PrepareSubSessionRequest(BaseModel):
+    parent_session_id: str
+    user_id: str
+    turn_id: str
+    call: ToolCall
+    parent_allowed_tools: list[str]
+
+
+class PreparedSubSession(BaseModel):
+    error: Optional[str] = None
+    sub_session_id: str = ""
+    child_input: Optional["TurnInput"] = None
+    message: Optional[IncomingMessage] = None
+    wait_seconds: float = 0
+    title: str = ""
+
+
+class QueueInSessionRequest(BaseModel):
+    session_id: str
+    user_id: str
+    message: IncomingMessage
+    title: str
 
 
 class StopRequest(BaseModel):

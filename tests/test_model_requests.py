@@ -2,6 +2,7 @@
 only on Anthropic routes; and a turn never ends in silence."""
 
 from activities.llm import build_request
+from tools.registry import TOOLS
 from models.turn import ModelMessage, RoundRequest
 from offline_model import chunks
 from tests.helpers import marker, new_session, send, session_rows
@@ -10,7 +11,7 @@ from tests.sse_client import assembled_text, assert_well_formed
 
 
 def round_request() -> RoundRequest:
-    return RoundRequest(session_id="s", turn_id="t", stream_key="k", round_index=0, mode="fast",
+    return RoundRequest(session_id="s", turn_id="t", stream_key="k", round_index=0, mode="fast", allowed_tools=list(TOOLS),
                         messages=[ModelMessage(role="system", content="sys"), ModelMessage(role="user", content="hi")])
 
 

@@ -1,10 +1,25 @@
 """What a tool is: a typed input model (its JSON schema is what the model sees), a description
-and an async function that runs it."""
+and an async function that runs it; optionally a prerequisite tool and a credit cost."""
 
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Optional
 
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+
+from settings import Settings
+from workspace.storage import WorkspaceStorage
+
+
+@dataclass(frozen=True)
+class ToolServices:
+    """What tools may use, built once per worker."""
+
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    storage: WorkspaceStorage
+    temporal: Optional[Client] = None
 
 
 @dataclass(frozen=True)
@@ -13,6 +28,8 @@ class ToolContext:
     user_id: str
     turn_id: str
     tool_call_id: str
+    services: ToolServices
+    allowed_tools: tuple[str, ...] = ()
 
 
 class ToolError(Exception):
@@ -29,7 +46,12 @@ class Tool:
     name: str
     description: str
     input_model: type[BaseModel]
-    run: Callable[[BaseModel, ToolContext], Awaitable[Any]]
+    run: Optional[Callable[[Any, ToolContext], Awaitable[Any]]]
+    # The tool refuses until this tool has been called earlier in the session.
+    prerequisite: Optional[str] = None
+    credit_cost: int = 0
+    # Runs in the turn workflow itself (it starts a child workflow), not in the tool activity.
+    runs_in_workflow: bool = False
 
     def openai_schema(self) -> dict[str, Any]:
         schema = self.input_model.model_json_schema()

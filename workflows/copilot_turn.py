@@ -6,12 +6,14 @@ instead of starting a second turn. There is no lock to acquire, renew or leak.
 """
 
 import asyncio
+import json
 from datetime import timedelta
 from typing import Awaitable, Optional, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.llm import ModelActivities
@@ -21,16 +23,20 @@ with workflow.unsafe.imports_passed_through():
     from activities.tools import ToolActivities
     from models import ui_stream
     from models.turn import (
-        BeginTurnRequest, IncomingMessage, ModelMessage, NewMessageRow, OpenStreamRequest, PublishRequest,
+        BeginTurnRequest, IncomingMessage, ModelMessage, NewMessageRow, OpenStreamRequest, PreparedSubSession, PrepareSubSessionRequest,
+        PublishRequest, QueueInSessionRequest,
         RecordMessagesRequest, RoundRequest, RoundResult, StopRequest, SubmitResult, ToolCall, ToolRequest,
         ToolResult, TurnInput, TurnResult, TurnState, TurnStatus, Usage,
     )
     from stream_relay.keys import turn_stream_key
+    from tools.registry import TOOLS
     from workflows import search_attributes
 
 EMPTY_ANSWER_TEXT = "I've finished working on this; the tool results are above."
 ROUND_CAP_TEXT = "I stopped here because this turn reached its step limit. Send a message to continue."
 T = TypeVar("T")
+SUB_SESSION_TOOL = "run_sub_session"
+SUB_SESSION_RESULT_TOOL = "get_sub_session_result"
 QUICK = dict(start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)))
 
 
@@ -63,6 +69,8 @@ class CopilotTurnWorkflow:
         self._closed = False
         # Tool calls of the current round that have no recorded result yet.
         self._open_calls: list[ToolCall] = []
+        self._tool_calls: list[ToolCall] = []
+        self._allowed_tools = input.tool_filter.allowed(TOOLS)
 
     @property
     def _turn_id(self) -> str:
@@ -143,6 +151,7 @@ class CopilotTurnWorkflow:
                     final_text = result.text
                     break
                 self._open_calls = list(result.tool_calls)
+                self._tool_calls += result.tool_calls
                 tool_results = await self._unless_stopped(asyncio.gather(*(
                     self._run_tool(stream_key, call) for call in result.tool_calls
                 )))
@@ -169,7 +178,7 @@ class CopilotTurnWorkflow:
         await self._finish(stream_key, closing_text, error)
         return await self._end(input, TurnResult(
             turn_id=self._turn_id, status=self._status, text=final_text, rounds=self._round, usage=usage,
-            error=error))
+            tool_calls=self._tool_calls, error=error))
 
     def _set_status(self, status: TurnStatus) -> None:
         self._status = status
@@ -196,13 +205,63 @@ class CopilotTurnWorkflow:
         raise TurnStopped()
 
     async def _run_tool(self, stream_key: str, call: ToolCall) -> ToolResult:
+        if call.name == SUB_SESSION_TOOL and call.name in self._allowed_tools:
+            return await self._run_sub_session(stream_key, call)
         return await workflow.execute_activity_method(
             ToolActivities.run_tool,
             ToolRequest(session_id=self._input.session_id, user_id=self._input.user_id, turn_id=self._turn_id,
-                        stream_key=stream_key, call=call),
+                        stream_key=stream_key, call=call, allowed_tools=self._allowed_tools),
             start_to_close_timeout=timedelta(seconds=self._input.tool_timeout_seconds + 30),
             heartbeat_timeout=timedelta(seconds=30),
         )
+
+    async def _run_sub_session(self, stream_key: str, call: ToolCall) -> ToolResult:
+        """Starts the sub's turn as a child workflow that outlives this turn, then waits for it
+        like `get_sub_session_result` does (the same tool, on the sub's id)."""
+        # Named, not imported: the sub-session activities use the turn client, which imports this module.
+        prepared = await workflow.execute_activity(
+            "prepare_sub_session",
+            PrepareSubSessionRequest(parent_session_id=self._input.session_id, user_id=self._input.user_id,
+                                     turn_id=self._turn_id, call=call, parent_allowed_tools=self._allowed_tools),
+            result_type=PreparedSubSession, **QUICK,
+        )
+        if prepared.error:
+            result = ToolResult(tool_call_id=call.id, name=call.name, error=prepared.error)
+            await self._publish(stream_key, f"tool-output-{call.id}", [ui_stream.tool_output_error(call.id, result.error)])
+            return result
+        sub_id = prepared.sub_session_id
+        child_input = prepared.child_input.model_copy(update={"carried_messages": [prepared.message]})
+        try:
+            await workflow.start_child_workflow(
+                CopilotTurnWorkflow.run, child_input, id=turn_workflow_id(sub_id),
+                parent_close_policy=ParentClosePolicy.ABANDON, memo={"title": prepared.title},
+                search_attributes=TypedSearchAttributes([
+                    SearchAttributePair(search_attributes.USER_ID, self._input.user_id),
+                    SearchAttributePair(search_attributes.SESSION_ID, sub_id),
+                    SearchAttributePair(search_attributes.TURN_STATUS, "running"),
+                    SearchAttributePair(search_attributes.KIND, "sub_session"),
+                ]),
+            )
+        except WorkflowAlreadyStartedError:
+            submitted = await workflow.execute_activity(
+                "queue_in_session",
+                QueueInSessionRequest(session_id=sub_id, user_id=self._input.user_id, message=prepared.message,
+                                      title=prepared.title), result_type=SubmitResult, **QUICK,
+            )
+            output = {"status": "queued" if submitted.queued else "running", "sub_autopilot_session_id": sub_id,
+                      "link": f"/copilot?sessionId={sub_id}", "buffer_length": submitted.buffer_length}
+            await self._publish(stream_key, f"tool-output-{call.id}", [ui_stream.tool_output_available(call.id, output)])
+            return ToolResult(tool_call_id=call.id, name=call.name, output=output)
+        wait = ToolCall(id=call.id, name=SUB_SESSION_RESULT_TOOL, arguments=json.dumps(
+            {"sub_session_id": sub_id, "wait_if_running": prepared.wait_seconds}))
+        result = await workflow.execute_activity_method(
+            ToolActivities.run_tool,
+            ToolRequest(session_id=self._input.session_id, user_id=self._input.user_id, turn_id=self._turn_id,
+                        stream_key=stream_key, call=wait, allowed_tools=[SUB_SESSION_RESULT_TOOL]),
+            start_to_close_timeout=timedelta(seconds=prepared.wait_seconds + 60),
+            heartbeat_timeout=timedelta(seconds=30),
+        )
+        return result.model_copy(update={"name": call.name})
 
     async def _deliver_pending(self, stream_key: str, round_index: int) -> list[ModelMessage]:
         """Mid-turn delivery: queued follow-ups join the conversation at this round boundary,
@@ -237,7 +296,8 @@ class CopilotTurnWorkflow:
         return await workflow.execute_activity_method(
             ModelActivities.stream_model_round,
             RoundRequest(session_id=self._input.session_id, turn_id=self._turn_id, stream_key=stream_key,
-                         round_index=round_index, mode=self._input.mode, messages=conversation),
+                         round_index=round_index, mode=self._input.mode, messages=conversation,
+                         allowed_tools=self._allowed_tools),
             start_to_close_timeout=timedelta(seconds=policy.round_timeout_seconds),
             heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_seconds),
             retry_policy=RetryPolicy(

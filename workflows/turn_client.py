@@ -13,7 +13,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from models.turn import IncomingMessage, ModelCallPolicy, SubmitResult, TurnInput, TurnState
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from activities.stop import STOP_MARKER
+from conversation.sessions import last_turn_messages, session_messages
+from models.turn import IncomingMessage, ModelCallPolicy, SubmitResult, ToolCall, TurnInput, TurnOutcome, TurnState
+from tools.permissions import ToolFilter
 from settings import Settings
 from workflows import search_attributes
 from workflows.copilot_turn import CopilotTurnWorkflow, turn_workflow_id
@@ -34,9 +39,10 @@ async def connect_temporal(settings: Settings) -> Client:
     )
 
 
-def turn_input(settings: Settings, session_id: str, user_id: str) -> TurnInput:
+def turn_input(settings: Settings, session_id: str, user_id: str, tool_filter: Optional[ToolFilter] = None,
+               kind: str = "turn") -> TurnInput:
     return TurnInput(
-        session_id=session_id, user_id=user_id,
+        session_id=session_id, user_id=user_id, tool_filter=tool_filter or ToolFilter(), kind=kind,
         model_policy=ModelCallPolicy(
             heartbeat_timeout_seconds=settings.llm_heartbeat_timeout_seconds,
             round_timeout_seconds=settings.llm_round_timeout_seconds,
@@ -50,21 +56,25 @@ def turn_input(settings: Settings, session_id: str, user_id: str) -> TurnInput:
     )
 
 
-async def submit_message(
-    client: Client, settings: Settings, session_id: str, user_id: str, message: IncomingMessage, title: str,
-) -> SubmitResult:
+def search_attributes_for(input: TurnInput) -> TypedSearchAttributes:
+    return TypedSearchAttributes([
+        SearchAttributePair(search_attributes.USER_ID, input.user_id),
+        SearchAttributePair(search_attributes.SESSION_ID, input.session_id),
+        SearchAttributePair(search_attributes.TURN_STATUS, "running"),
+        SearchAttributePair(search_attributes.KIND, input.kind),
+    ])
+
+
+async def submit_message(client: Client, settings: Settings, input: TurnInput, message: IncomingMessage,
+                         title: str) -> SubmitResult:
     """Starts a turn with this message, or queues it in the turn already running (one atomic call)."""
+    session_id = input.session_id
     start = WithStartWorkflowOperation(
-        CopilotTurnWorkflow.run, turn_input(settings, session_id, user_id),
+        CopilotTurnWorkflow.run, input,
         id=turn_workflow_id(session_id), task_queue=settings.temporal_task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         memo={"title": title},
-        search_attributes=TypedSearchAttributes([
-            SearchAttributePair(search_attributes.USER_ID, user_id),
-            SearchAttributePair(search_attributes.SESSION_ID, session_id),
-            SearchAttributePair(search_attributes.TURN_STATUS, "running"),
-            SearchAttributePair(search_attributes.KIND, "turn"),
-        ]),
+        search_attributes=search_attributes_for(input),
     )
     # A turn that closes between the server's lookup and the update's delivery answers "not
     # found / completed"; the next attempt then starts a fresh turn.
@@ -130,3 +140,41 @@ async def terminate_turn(client: Client, session_id: str, reason: str) -> None:
     except RPCError as failure:
         if failure.status != RPCStatusCode.NOT_FOUND:
             raise
+
+
+async def turn_outcome(client: Client, sessions: async_sessionmaker[AsyncSession], session_id: str,
+                       wait_seconds: float) -> TurnOutcome:
+    """Waits up to `wait_seconds` for the session's turn (following auto-continues), then reads
+    how the last turn ended from Postgres, the durable record."""
+    handle = client.get_workflow_handle_for(CopilotTurnWorkflow.run, turn_workflow_id(session_id))
+    usage = None
+    try:
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            try:
+                usage = (await asyncio.wait_for(handle.result(), wait_seconds)).usage
+            except asyncio.TimeoutError:
+                return TurnOutcome(status="running")
+    except RPCError as failure:
+        if failure.status != RPCStatusCode.NOT_FOUND:
+            raise
+    except WorkflowFailureError:
+        return TurnOutcome(status="error", error="The turn ended abnormally.")
+    async with sessions() as db:
+        rows = await last_turn_messages(db, session_id)
+    markers = [r.content for r in rows if r.role == "system"]
+    answers = [r for r in rows if r.role == "assistant"]
+    calls = [ToolCall.model_validate(c) for r in answers for c in (r.tool_calls or [])]
+    response = answers[-1].content if answers else None
+    if STOP_MARKER in markers:
+        return TurnOutcome(status="cancelled", response=response, tool_calls=calls, usage=usage)
+    if markers:
+        return TurnOutcome(status="error", error=markers[-1], tool_calls=calls, usage=usage)
+    return TurnOutcome(status="completed", response=response, tool_calls=calls, usage=usage)
+
+
+async def session_progress(sessions: async_sessionmaker[AsyncSession], session_id: str, last: int,
+                           chars: int) -> dict:
+    async with sessions() as db:
+        rows = await session_messages(db, session_id)
+    return {"message_count": len(rows),
+            "last_messages": [{"role": r.role, "content": r.content[:chars]} for r in rows[-last:]]}

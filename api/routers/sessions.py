@@ -7,17 +7,19 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.auth import CurrentUser
-from api.deps import DbDep, RedisDep, SettingsDep, TemporalDep
+from api.deps import DbDep, RedisDep, SessionMakerDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.sse import sse_response
+from billing import credits
 from conversation import sessions as store
 from limits.message_rate import MessageRateLimiter
 from models.api import (
-    CreateSessionRequest, ErrorResponse, LiveTurn, MessageOut, PendingMessages, QueuedResponse, SendMessageRequest,
+    CreateSessionRequest, ErrorResponse, LiveTurn, MessageOut, PendingMessages, QueuedResponse, RunTurnRequest,
+    SendMessageRequest,
     SessionDetail, SessionPage, SessionSummary, StopResponse,
 )
 from models.db import ChatSession
-from models.turn import IncomingMessage
+from models.turn import IncomingMessage, SubmitResult, TurnOutcome
 from stream_relay.keys import latest_turn_key
 from stream_relay.reader import STREAM_START, valid_entry_id
 from workflows import turn_client
@@ -27,6 +29,32 @@ router = APIRouter(prefix="/api/chat/sessions", tags=["sessions"])
 ERRORS = {401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}}
 SSE_DOC = {"description": "A Vercel AI SDK UI message stream (v1) of Server-Sent Events.",
            "content": {"text/event-stream": {}}}
+
+
+async def _submit(temporal, settings, session: ChatSession, user_id: str, text: str, title: str) -> SubmitResult:
+    message = IncomingMessage(message_id=str(uuid.uuid4()), content=text)
+    input = turn_client.turn_input(settings, session.id, user_id, store.session_tool_filter(session))
+    try:
+        return await turn_client.submit_message(temporal, settings, input, message, title)
+    except turn_client.MessageRefused as refusal:
+        if refusal.buffer_full:
+            raise ApiError(429, "buffer_full", f"{settings.max_pending_messages} messages are already queued for "
+                           "this session; wait for the assistant to catch up.")
+        raise ApiError(422, "invalid_message", refusal.message)
+
+
+async def _accept_message(redis, settings, session: ChatSession, user_id: str, text: str) -> str:
+    """Checks the text and the sender's message rate; refusals happen before anything is written."""
+    try:
+        text = store.check_message_text(text, settings.max_message_chars)
+    except store.MessageInvalid as problem:
+        raise ApiError(422, "invalid_message", str(problem))
+    rate = await MessageRateLimiter(redis, settings.message_rate_limit, settings.message_rate_window_seconds).hit(user_id)
+    if not rate.allowed:
+        raise ApiError(429, "rate_limited", f"More than {settings.message_rate_limit} messages in "
+                       f"{settings.message_rate_window_seconds}s; try again in {rate.retry_after_seconds}s.",
+                       headers={"Retry-After": str(rate.retry_after_seconds)})
+    return text
 
 
 def summary(session: ChatSession) -> SessionSummary:
@@ -43,8 +71,14 @@ async def _owned(db: DbDep, user: CurrentUser, session_id: str) -> ChatSession:
 
 
 @router.post("", status_code=201, response_model=SessionSummary, responses=ERRORS)
-async def create_session(body: CreateSessionRequest, user: CurrentUser, db: DbDep) -> SessionSummary:
-    return summary(await store.create_session(db, user.id, body.title, body.metadata))
+async def create_session(body: CreateSessionRequest, user: CurrentUser, db: DbDep,
+                         settings: SettingsDep) -> SessionSummary:
+    metadata = dict(body.metadata)
+    if body.tool_filter is not None:
+        metadata["tool_filter"] = body.tool_filter.model_dump()
+    await store.ensure_user(db, user.id)
+    await credits.grant_welcome_credits(db, user.id, settings.initial_credits)
+    return summary(await store.create_session(db, user.id, body.title, metadata))
 
 
 @router.get("", response_model=SessionPage, responses=ERRORS)
@@ -85,29 +119,29 @@ async def send_message(session_id: str, body: SendMessageRequest, user: CurrentU
                        ) -> Union[StreamingResponse, JSONResponse]:
     """Starts a turn with the message and streams it; if a turn is running, queues the message (202)."""
     session = await _owned(db, user, session_id)
-    try:
-        text = store.check_message_text(body.message, settings.max_message_chars)
-    except store.MessageInvalid as problem:
-        raise ApiError(422, "invalid_message", str(problem))
-    rate = await MessageRateLimiter(redis, settings.message_rate_limit, settings.message_rate_window_seconds).hit(user.id)
-    if not rate.allowed:
-        raise ApiError(429, "rate_limited", f"More than {settings.message_rate_limit} messages in "
-                       f"{settings.message_rate_window_seconds}s; try again in {rate.retry_after_seconds}s.",
-                       headers={"Retry-After": str(rate.retry_after_seconds)})
+    text = await _accept_message(redis, settings, session, user.id, body.message)
     title = await store.set_title_if_missing(db, session, text)
-    message = IncomingMessage(message_id=str(uuid.uuid4()), content=text)
-    try:
-        result = await turn_client.submit_message(temporal, settings, session.id, user.id, message, title)
-    except turn_client.MessageRefused as refusal:
-        if refusal.buffer_full:
-            raise ApiError(429, "buffer_full", f"{settings.max_pending_messages} messages are already queued for "
-                           "this session; wait for the assistant to catch up.")
-        raise ApiError(422, "invalid_message", refusal.message)
+    result = await _submit(temporal, settings, session, user.id, text, title)
     if result.queued:
         queued = QueuedResponse(turn_id=result.turn_id, message_id=result.message_id,
                                 buffer_length=result.buffer_length, max_buffer_length=result.max_buffer_length)
         return JSONResponse(queued.model_dump(), status_code=202)
     return sse_response(redis, session.id, result.turn_id, settings)
+
+
+@router.post("/{session_id}/turns", response_model=TurnOutcome,
+             responses={**ERRORS, 422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}})
+async def run_turn(session_id: str, body: RunTurnRequest, user: CurrentUser, db: DbDep, temporal: TemporalDep,
+                   redis: RedisDep, settings: SettingsDep, sessions: SessionMakerDep) -> TurnOutcome:
+    """Runs (or queues) a turn and waits up to `wait_seconds` for its answer: request/response
+    for bots and graph blocks, the same primitive sub-sessions use."""
+    session = await _owned(db, user, session_id)
+    text = await _accept_message(redis, settings, session, user.id, body.message)
+    title = await store.set_title_if_missing(db, session, text)
+    submitted = await _submit(temporal, settings, session, user.id, text, title)
+    if submitted.queued:
+        return TurnOutcome(status="queued", queued=True, pending_buffer_length=submitted.buffer_length)
+    return await turn_client.turn_outcome(temporal, sessions, session.id, body.wait_seconds)
 
 
 @router.get("/{session_id}/messages/pending", response_model=PendingMessages, responses=ERRORS)

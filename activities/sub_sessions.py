@@ -1,0 +1,69 @@
+"""The database side of starting a sub-session: create (or check and resume) the sub's session,
+with a tool filter never wider than the parent's."""
+
+import json
+import uuid
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.client import Client
+
+from conversation.sessions import create_session, owned_session, session_tool_filter, title_from_message
+from models.turn import (
+    IncomingMessage, PrepareSubSessionRequest, PreparedSubSession, QueueInSessionRequest, SubmitResult,
+)
+from settings import Settings
+from tools.permissions import ToolFilter
+from tools.sub_sessions import RunSubSessionInput, clamp_wait
+from workflows import turn_client
+
+
+class SubSessionActivities:
+    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession], temporal: Client):
+        self.settings = settings
+        self.sessions = sessions
+        self.temporal = temporal
+
+    @activity.defn
+    async def prepare_sub_session(self, request: PrepareSubSessionRequest) -> PreparedSubSession:
+        try:
+            arguments = RunSubSessionInput.model_validate(json.loads(request.call.arguments or "{}"))
+        except (json.JSONDecodeError, ValidationError) as problem:
+            return PreparedSubSession(error=f"invalid_arguments: {str(problem)[:2000]}")
+        prompt = arguments.prompt
+        if arguments.system_context:
+            prompt = f"Context from the parent session:\n{arguments.system_context}\n\nTask:\n{arguments.prompt}"
+        async with self.sessions() as db:
+            if arguments.sub_autopilot_session_id:
+                sub = await owned_session(db, request.user_id, arguments.sub_autopilot_session_id)
+                if sub is None or sub.id == request.parent_session_id:
+                    return PreparedSubSession(error="not_found: No such sub-session.")
+                tool_filter = session_tool_filter(sub).narrowed_to(request.parent_allowed_tools)
+            else:
+                tool_filter = ToolFilter().narrowed_to(request.parent_allowed_tools)
+                sub = await create_session(
+                    db, request.user_id, f"Sub-session: {title_from_message(arguments.prompt)}",
+                    {"tool_filter": tool_filter.model_dump(), "sub_session_of_turn": request.turn_id},
+                    parent_session_id=request.parent_session_id,
+                )
+        # Derived from the tool call, so a retried activity hands the sub the same message.
+        message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{request.turn_id}/{request.call.id}"))
+        return PreparedSubSession(
+            sub_session_id=sub.id, title=sub.title or "Sub-session",
+            child_input=turn_client.turn_input(self.settings, sub.id, request.user_id, tool_filter, "sub_session"),
+            message=IncomingMessage(message_id=message_id, content=prompt),
+            wait_seconds=clamp_wait(arguments.wait_for_result),
+        )
+
+    @activity.defn
+    async def queue_in_session(self, request: QueueInSessionRequest) -> SubmitResult:
+        """Hands the prompt to a sub that is already busy: it waits in that turn's buffer."""
+        async with self.sessions() as db:
+            sub = await owned_session(db, request.user_id, request.session_id)
+        tool_filter = session_tool_filter(sub) if sub else None
+        return await turn_client.submit_message(
+            self.temporal, self.settings,
+            turn_client.turn_input(self.settings, request.session_id, request.user_id, tool_filter, "sub_session"),
+            request.message, request.title)
+

@@ -1,0 +1,72 @@
+"""Sub-sessions: delegate work to an ordinary session of the same user, run as its own turn
+workflow (a child of the parent's turn that outlives it)."""
+
+from typing import Optional
+
+from pydantic import BaseModel, Field
+
+from conversation.sessions import owned_session
+from tools.base import Tool, ToolContext, ToolError
+
+MAX_WAIT_SECONDS = 300
+PROGRESS_MESSAGES = 5
+PROGRESS_CHARS = 400
+
+
+def clamp_wait(seconds: float) -> float:
+    return max(0.0, min(float(seconds), MAX_WAIT_SECONDS))
+
+
+def sub_link(sub_session_id: str) -> str:
+    return f"/copilot?sessionId={sub_session_id}"
+
+
+class RunSubSessionInput(BaseModel):
+    prompt: str = Field(min_length=1, max_length=32_000, description="What the sub-session should do.")
+    system_context: Optional[str] = Field(default=None, max_length=8_000, description="Background it should know.")
+    sub_autopilot_session_id: Optional[str] = Field(default=None, description="Resume this sub-session instead.")
+    wait_for_result: float = Field(default=60, description="Seconds to wait for the answer (0-300).")
+
+
+class GetSubSessionResultInput(BaseModel):
+    sub_session_id: str
+    wait_if_running: float = Field(default=60, description="Seconds to wait if it is still running (0-300).")
+    cancel: bool = Field(default=False, description="Stop it (takes precedence over waiting).")
+    include_progress: bool = Field(default=False, description="Add the message count and the last 5 messages.")
+
+
+async def get_sub_session_result(arguments: GetSubSessionResultInput, context: ToolContext) -> dict:
+    from workflows import turn_client  # the turn client imports this registry's workflow
+
+    services = context.services
+    async with services.sessions() as db:
+        sub = await owned_session(db, context.user_id, arguments.sub_session_id)
+    if sub is None:
+        raise ToolError("not_found", "No such sub-session.")
+    if arguments.cancel:
+        await turn_client.stop_turn(services.temporal, sub.id)
+        outcome = {"status": "cancelled"}
+    else:
+        result = await turn_client.turn_outcome(services.temporal, services.sessions, sub.id,
+                                                clamp_wait(arguments.wait_if_running))
+        outcome = result.model_dump(exclude_none=True, exclude={"queued", "pending_buffer_length"})
+    outcome.update(sub_autopilot_session_id=sub.id, link=sub_link(sub.id))
+    if arguments.include_progress:
+        outcome["progress"] = await turn_client.session_progress(services.sessions, sub.id, PROGRESS_MESSAGES,
+                                                                 PROGRESS_CHARS)
+    return outcome
+
+
+RUN = Tool(
+    "run_sub_session",
+    "Delegates a task to a sub-session (its own chat, with at most your tools) and waits up to "
+    "wait_for_result seconds. Returns status completed (with response), running (poll with "
+    "get_sub_session_result), queued, error or cancelled, and the sub-session id.",
+    RunSubSessionInput, run=None, runs_in_workflow=True,
+)
+GET_RESULT = Tool(
+    "get_sub_session_result",
+    "Checks a sub-session: waits up to wait_if_running seconds for its answer, or cancels it, and can "
+    "include its recent progress.",
+    GetSubSessionResultInput, get_sub_session_result,
+)
