@@ -53,13 +53,13 @@ class Settings(BaseSettings):
     llm_retry_initial_seconds: float = Field(default=1.0, gt=0)
     llm_retry_max_interval_seconds: float = Field(default=20.0, gt=0)
     tool_timeout_seconds: float = Field(default=300.0, gt=0)  # MAX_TOOL_WAIT_SECONDS
+    tool_heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
 
     # Tools
     tool_output_max_chars: int = Field(default=70_000, ge=1000)
     workspace_dir: str = ".data/workspace"
     workspace_max_file_bytes: int = Field(default=1_048_576, ge=1)
     bash_output_max_chars: int = Field(default=20_000, ge=100)
-    bash_credit_cost: int = Field(default=1, ge=0)
     initial_credits: int = Field(default=100, ge=0)
 
     @property

@@ -90,6 +90,7 @@ class TurnInput(BaseModel):
     kind: Literal["turn", "sub_session"] = "turn"
     model_policy: ModelCallPolicy = Field(default_factory=ModelCallPolicy)
     tool_timeout_seconds: float = 300.0
+    tool_heartbeat_timeout_seconds: float = 30.0
     max_rounds: int = 10
     max_buffer_length: int = 10
     max_message_chars: int = 32_000

@@ -84,7 +84,7 @@ def settings(stack: Stack, model_server) -> Settings:
         model_base_url=model_url, model_api_key="test-key", fast_model="openai/gpt-test",
         workspace_dir=str(stack.log_dir.parent / "workspace"),
         llm_heartbeat_timeout_seconds=2, llm_retry_initial_seconds=0.2, llm_retry_max_interval_seconds=1,
-        llm_retry_max_attempts=3, max_message_chars=32_000,
+        llm_retry_max_attempts=3, max_message_chars=32_000, tool_heartbeat_timeout_seconds=2,
     )
 
 

@@ -212,7 +212,7 @@ class CopilotTurnWorkflow:
             ToolRequest(session_id=self._input.session_id, user_id=self._input.user_id, turn_id=self._turn_id,
                         stream_key=stream_key, call=call, allowed_tools=self._allowed_tools),
             start_to_close_timeout=timedelta(seconds=self._input.tool_timeout_seconds + 30),
-            heartbeat_timeout=timedelta(seconds=30),
+            heartbeat_timeout=timedelta(seconds=self._input.tool_heartbeat_timeout_seconds),
         )
 
     async def _run_sub_session(self, stream_key: str, call: ToolCall) -> ToolResult:
@@ -259,7 +259,7 @@ class CopilotTurnWorkflow:
             ToolRequest(session_id=self._input.session_id, user_id=self._input.user_id, turn_id=self._turn_id,
                         stream_key=stream_key, call=wait, allowed_tools=[SUB_SESSION_RESULT_TOOL]),
             start_to_close_timeout=timedelta(seconds=prepared.wait_seconds + 60),
-            heartbeat_timeout=timedelta(seconds=30),
+            heartbeat_timeout=timedelta(seconds=self._input.tool_heartbeat_timeout_seconds),
         )
         return result.model_copy(update={"name": call.name})
 

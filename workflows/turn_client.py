@@ -51,6 +51,7 @@ def turn_input(settings: Settings, session_id: str, user_id: str, tool_filter: O
             max_retry_interval_seconds=settings.llm_retry_max_interval_seconds,
         ),
         tool_timeout_seconds=settings.tool_timeout_seconds,
+        tool_heartbeat_timeout_seconds=settings.tool_heartbeat_timeout_seconds,
         max_rounds=settings.max_rounds, max_buffer_length=settings.max_pending_messages,
         max_message_chars=settings.max_message_chars,
     )

@@ -1,0 +1,202 @@
+"""Each tool with its failure modes, and the framework rules every tool shares."""
+
+import asyncio
+import json
+import time
+
+import pytest
+from pydantic import BaseModel
+from temporalio.testing import ActivityEnvironment
+
+from activities.store import insert_rows
+from models.turn import NewMessageRow, ToolCall
+from tests.tool_harness import ToolHarness
+from tools.base import Tool
+from tools.registry import TOOLS, tool_schemas
+
+
+@pytest.fixture
+def harness(settings) -> ToolHarness:
+    return ToolHarness(settings)
+
+
+def test_all_tool_schemas_fit_the_budget():
+    assert len(json.dumps(tool_schemas())) < 32_000
+
+
+async def test_bash_exec_reports_status_and_output(harness):
+    session_id, user_id = await harness.new_session()
+    result = await harness.run(harness.request(session_id, user_id, "bash_exec",
+                                               {"command": "echo out; echo err >&2; pwd; exit 3"}))
+    assert result.error is None
+    output = result.output
+    assert output["exit_code"] == 3 and output["timed_out"] is False
+    assert output["stdout"].splitlines()[0] == "out" and output["stdout"].strip().endswith(f"sessions/{session_id}")
+    assert output["stderr"] == "err\n" and output["message"] == "Command executed with status code 3"
+
+
+async def test_bash_exec_times_out_and_kills_the_command(harness):
+    session_id, user_id = await harness.new_session()
+    started = time.perf_counter()
+    result = await harness.run(harness.request(session_id, user_id, "bash_exec", {"command": "sleep 30", "timeout": 1}))
+    assert result.output["timed_out"] is True and time.perf_counter() - started < 5
+
+
+async def test_bash_exec_scrubs_the_environment_and_redacts_secrets(harness, settings, monkeypatch):
+    monkeypatch.setenv("SOME_PARENT_SECRET", "inherited-value")
+    session_id, user_id = await harness.new_session()
+    result = await harness.run(harness.request(session_id, user_id, "bash_exec",
+                                               {"command": f"env; echo {settings.jwt_secret}"}))
+    stdout = result.output["stdout"]
+    assert "inherited-value" not in stdout and "DATABASE_URL" not in stdout
+    assert settings.jwt_secret not in stdout and "[REDACTED]" in stdout
+
+
+async def test_bad_input_is_a_tool_result(harness):
+    session_id, user_id = await harness.new_session()
+    result = await harness.run(harness.request(session_id, user_id, "bash_exec", {"command": "ls", "timeout": "soon"}))
+    assert result.error.startswith("invalid_arguments")
+    unknown = await harness.run(harness.request(session_id, user_id, "no_such_tool", {}))
+    assert unknown.error.startswith("unknown_tool")
+
+
+async def test_a_disallowed_tool_is_refused(harness):
+    session_id, user_id = await harness.new_session()
+    result = await harness.run(harness.request(session_id, user_id, "bash_exec", {"command": "touch ran"},
+                                               allowed=["get_current_time"]))
+    assert result.error.startswith("permission_denied")
+
+
+class Empty(BaseModel):
+    pass
+
+
+async def guarded(arguments, context) -> str:
+    return "guarded tool ran"
+
+
+@pytest.fixture
+def gated_tool():
+    TOOLS["gated"] = Tool("gated", "Needs the listing first.", Empty, guarded, prerequisite="list_workspace_files")
+    yield
+    TOOLS.pop("gated")
+
+
+async def test_prerequisite_refuses_until_the_other_tool_was_called(harness, gated_tool):
+    session_id, user_id = await harness.new_session()
+    refused = await harness.run(harness.request(session_id, user_id, "gated", {}))
+    assert refused.error == "prerequisite_missing: Call 'list_workspace_files' before 'gated'."
+    async with harness.sessions.begin() as db:
+        await insert_rows(db, session_id, "turn-0", [NewMessageRow(
+            key="a", role="assistant", tool_calls=[ToolCall(id="c0", name="list_workspace_files")])])
+    assert (await harness.run(harness.request(session_id, user_id, "gated", {}))).output == "guarded tool ran"
+
+
+async def test_workspace_files_round_trip_and_refuse_traversal(harness):
+    session_id, user_id = await harness.new_session()
+    written = await harness.run(harness.request(session_id, user_id, "write_workspace_file",
+                                                {"name": "notes.md", "content": "hello"}))
+    uri = written.output["uri"]
+    assert uri.startswith("workspace://")
+    read = await harness.run(harness.request(session_id, user_id, "read_workspace_file", {"file": uri}))
+    assert read.output["content"] == "hello"
+    listed = await harness.run(harness.request(session_id, user_id, "list_workspace_files", {}))
+    assert [f["uri"] for f in listed.output["files"]] == [uri]
+
+    for name in ("../etc/passwd", "a/b.txt", "..", ".hidden"):
+        bad = await harness.run(harness.request(session_id, user_id, "write_workspace_file",
+                                                {"name": name, "content": "x"}))
+        assert bad.error.startswith("invalid_name"), name
+    for ref in ("workspace://../../etc/passwd", "/etc/passwd"):
+        missing = await harness.run(harness.request(session_id, user_id, "read_workspace_file", {"file": ref}))
+        assert missing.error.startswith("not_found")
+    _, stranger = await harness.new_session()
+    foreign = await harness.run(harness.request(session_id, stranger, "read_workspace_file", {"file": uri}))
+    assert foreign.error == "not_found: No such workspace file."
+
+
+async def test_file_size_limit(harness, settings):
+    session_id, user_id = await harness.new_session()
+    big = "x" * (settings.workspace_max_file_bytes + 1)
+    result = await harness.run(harness.request(session_id, user_id, "write_workspace_file", {"name": "big.txt",
+                                                                                             "content": big}))
+    assert result.error.startswith("too_large")
+
+
+async def test_large_output_is_stored_and_truncated(settings):
+    harness = ToolHarness(settings.model_copy(update={"tool_output_max_chars": 1000, "bash_output_max_chars": 5000}))
+    session_id, user_id = await harness.new_session()
+    result = await harness.run(harness.request(session_id, user_id, "bash_exec",
+                                               {"command": "head -c 4000 /dev/zero | tr '\\0' 'y'"}))
+    assert result.output["truncated"] is True and len(result.model_content()) <= 1000
+    file_id = result.output["full_output"].removeprefix("workspace://")
+    assert "y" * 4000 in (await harness.services.storage.get(user_id, file_id)).decode()
+
+
+async def test_a_retried_call_is_charged_once(harness):
+    session_id, user_id = await harness.new_session(credits_granted=10)
+    request = harness.request(session_id, user_id, "bash_exec", {"command": "true"}, call_id="call_once")
+    await harness.run(request)
+    await harness.run(request)  # what Temporal does when the first attempt's completion was lost
+    assert await harness.balance(user_id) == 9
+
+
+async def test_too_few_credits_refuses_before_running(harness, settings):
+    session_id, user_id = await harness.new_session(credits_granted=0)
+    result = await harness.run(harness.request(session_id, user_id, "bash_exec", {"command": "touch ran"}))
+    assert result.error.startswith("insufficient_credits")
+    ran = await harness.run(harness.request(session_id, user_id, "list_workspace_files", {}))
+    assert ran.error is None
+    from tools.bash_exec import session_directory
+    assert not (session_directory(settings.workspace_dir, session_id) / "ran").exists()
+
+
+produced = asyncio.Event()
+
+
+async def produce_then_linger(arguments, context) -> str:
+    produced.set()
+    return "output"
+
+
+@pytest.fixture
+def paid_tool():
+    TOOLS["paid"] = Tool("paid", "Costs 5.", Empty, produce_then_linger, credit_cost=5)
+    yield
+    TOOLS.pop("paid")
+
+
+async def test_cancelled_after_output_is_charged_once(harness, paid_tool):
+    session_id, user_id = await harness.new_session(credits_granted=20)
+    request = harness.request(session_id, user_id, "paid", {}, call_id="call_paid")
+    environment = ActivityEnvironment()
+    produced.clear()
+    task = asyncio.create_task(harness.run(request, environment))
+    await produced.wait()
+    environment.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert await harness.balance(user_id) == 15
+    await harness.run(request)  # retried after the cancellation: no second charge
+    assert await harness.balance(user_id) == 15
+
+
+class NapInput(BaseModel):
+    seconds: float = 5
+
+
+async def nap(arguments, context) -> str:
+    await asyncio.sleep(arguments.seconds)
+    return "done"
+
+
+async def test_no_tool_blocks_longer_than_the_cap(settings):
+    harness = ToolHarness(settings.model_copy(update={"tool_timeout_seconds": 1}))
+    TOOLS["nap"] = Tool("nap", "Sleeps.", NapInput, nap)
+    try:
+        session_id, user_id = await harness.new_session()
+        started = time.perf_counter()
+        result = await harness.run(harness.request(session_id, user_id, "nap", {"seconds": 10}))
+    finally:
+        TOOLS.pop("nap")
+    assert time.perf_counter() - started < 3
+    assert result.error.startswith("tool_timeout") and "run_sub_session" in result.error
