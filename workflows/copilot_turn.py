@@ -93,6 +93,9 @@ class CopilotTurnWorkflow:
             raise ValueError("The message is empty.")
         if len(message.content) > self._input.max_message_chars:
             raise ValueError(f"The message is longer than {self._input.max_message_chars} characters.")
+        if self._claimed and self._status != "running":
+            # The turn is closing its stream; the caller retries and starts the next turn.
+            raise ValueError("turn_closing: the previous turn is finishing.")
         if self._claimed and len(self._pending) >= self._input.max_buffer_length:
             raise ValueError(f"buffer_full: {self._input.max_buffer_length} messages are already queued for this session.")
 

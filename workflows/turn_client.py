@@ -24,6 +24,9 @@ from workflows import search_attributes
 from workflows.copilot_turn import CopilotTurnWorkflow, turn_workflow_id
 
 
+CLOSING_RETRIES = 250  # x 20 ms: a closing turn finishes its last activity well within this
+
+
 class MessageRefused(Exception):
     """The turn's validator refused the message (empty, too long, buffer full)."""
 
@@ -70,28 +73,32 @@ async def submit_message(client: Client, settings: Settings, input: TurnInput, m
                          title: str) -> SubmitResult:
     """Starts a turn with this message, or queues it in the turn already running (one atomic call)."""
     session_id = input.session_id
-    start = WithStartWorkflowOperation(
-        CopilotTurnWorkflow.run, input,
-        id=turn_workflow_id(session_id), task_queue=settings.temporal_task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        memo={"title": title},
-        search_attributes=search_attributes_for(input),
-    )
-    # A turn that closes between the server's lookup and the update's delivery answers "not
-    # found / completed"; the next attempt then starts a fresh turn.
-    for attempt in range(3):
+
+    def start_operation() -> WithStartWorkflowOperation:  # one per attempt: an operation is single-use
+        return WithStartWorkflowOperation(
+            CopilotTurnWorkflow.run, input, id=turn_workflow_id(session_id), task_queue=settings.temporal_task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, memo={"title": title},
+            search_attributes=search_attributes_for(input),
+        )
+
+    # A turn that is closing refuses new messages for the few milliseconds until it has closed;
+    # the next attempt then starts a fresh turn, so a message right after `finish` gets a stream.
+    for attempt in range(CLOSING_RETRIES):
         try:
             return await client.execute_update_with_start_workflow(
-                CopilotTurnWorkflow.submit_message, message, start_workflow_operation=start,
-                id=f"submit-{message.message_id}",
+                CopilotTurnWorkflow.submit_message, message, start_workflow_operation=start_operation(),
+                id=f"submit-{message.message_id}-{attempt}",
             )
         except WorkflowUpdateFailedError as failure:
-            if isinstance(failure.cause, ApplicationError):
-                raise MessageRefused(failure.cause.message) from failure
-            raise
-        except RPCError as failure:
-            if attempt == 2 or failure.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            if not isinstance(failure.cause, ApplicationError):
                 raise
+            if not failure.cause.message.startswith("turn_closing") or attempt == CLOSING_RETRIES - 1:
+                raise MessageRefused(failure.cause.message) from failure
+        except RPCError as failure:
+            if attempt == CLOSING_RETRIES - 1 or failure.status not in (RPCStatusCode.NOT_FOUND,
+                                                                        RPCStatusCode.FAILED_PRECONDITION):
+                raise
+        await asyncio.sleep(0.02)
     raise RuntimeError("unreachable")
 
 
