@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from stream_relay.publisher import CONTINUES_FIELD, END_FIELD, PART_FIELD
 
 STREAM_START = "0-0"
+MAX_BLOCK_SECONDS = 20.0  # below the Redis client's socket timeout
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ async def read_stream(
         if quiet_for >= idle_timeout_seconds:
             yield StreamEvent(kind="idle_timeout")
             return
-        block_seconds = min(keepalive_seconds, idle_timeout_seconds - quiet_for)
+        block_seconds = min(keepalive_seconds, idle_timeout_seconds - quiet_for, MAX_BLOCK_SECONDS)
         response = await redis.xread({stream_key: after}, count=200, block=max(1, int(block_seconds * 1000)))
         if not response:
             if time.monotonic() - last_activity < idle_timeout_seconds:

@@ -50,7 +50,8 @@ def stack(tmp_path_factory) -> Stack:
 
 
 async def serve(app, port: int) -> tuple[uvicorn.Server, asyncio.Task]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                           timeout_graceful_shutdown=2))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -61,7 +62,7 @@ async def serve(app, port: int) -> tuple[uvicorn.Server, asyncio.Task]:
 
 async def shutdown(server: uvicorn.Server, task: asyncio.Task) -> None:
     server.should_exit = True
-    await asyncio.wait_for(task, 15)
+    await asyncio.wait_for(task, 30)
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,13 @@
 
 Isolation it gives: its own working directory per session, an environment with nothing but a
 minimal PATH/HOME/LANG (no secrets inherited), resource limits (CPU time, memory, file size,
-open files), a timeout that kills the whole process group, output caps, and configured secret
-values redacted from what it prints. What it does not give: it is not a sandbox. The command
+open files), a timeout that kills the whole process group, death with the worker process,
+output caps, and configured secret values redacted from what it prints. What it does not give: it is not a sandbox. The command
 runs as the worker's own OS user, can read whatever that user can read, and has the network.
 """
 
 import asyncio
+import ctypes
 import os
 import resource
 import signal
@@ -21,6 +22,7 @@ DEFAULT_TIMEOUT_SECONDS = 120
 MEMORY_LIMIT_BYTES = 2 * 1024 ** 3
 FILE_SIZE_LIMIT_BYTES = 256 * 1024 ** 2
 CREDIT_COST = 1
+PR_SET_PDEATHSIG = 1
 
 
 class BashExecInput(BaseModel):
@@ -44,8 +46,18 @@ def _cap(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit} more characters cut]"
 
 
+def _die_with_parent() -> None:
+    """Linux: the command is killed if the worker dies, so a crashed worker leaves no orphan
+    that finishes a call the retry will run again."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
 def _limits(cpu_seconds: int):
     def apply() -> None:
+        _die_with_parent()
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
         resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT_BYTES, FILE_SIZE_LIMIT_BYTES))
