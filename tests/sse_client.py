@@ -2,7 +2,7 @@
 
 import json
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, AsyncIterator, Optional
 
 import httpx
 
@@ -17,20 +17,26 @@ class Event:
         return None if self.data == "[DONE]" else json.loads(self.data)
 
 
-async def read_events(response: httpx.Response, limit: Optional[int] = None) -> list[Event]:
-    events: list[Event] = []
+async def iter_events(response: httpx.Response) -> AsyncIterator[Event]:
     event_id, data = None, []
     async for line in response.aiter_lines():
         if line == "":
             if data:
-                events.append(Event(event_id, "\n".join(data)))
-                if events[-1].data == "[DONE]" or (limit is not None and len(events) >= limit):
-                    break
+                yield Event(event_id, "\n".join(data))
             event_id, data = None, []
         elif line.startswith("id: "):
             event_id = line[4:]
         elif line.startswith("data: "):
             data.append(line[6:])
+
+
+async def read_events(response: httpx.Response, limit: Optional[int] = None) -> list[Event]:
+    """Events until `[DONE]` (or `limit` of them)."""
+    events: list[Event] = []
+    async for event in iter_events(response):
+        events.append(event)
+        if event.data == "[DONE]" or (limit is not None and len(events) >= limit):
+            break
     return events
 
 

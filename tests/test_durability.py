@@ -12,7 +12,7 @@ import httpx
 from api.main import create_app
 from devstack.process import ChildProcess, free_port
 from tests.conftest import serve, shutdown
-from tests.helpers import marker, new_session, session_rows
+from tests.helpers import follow, marker, new_session, session_rows
 from tests.scripted_model import text_reply
 from tests.sse_client import assembled_text, assert_well_formed, read_events
 
@@ -51,9 +51,7 @@ async def test_worker_killed_mid_stream_the_turn_completes_once(settings, script
             first_worker.kill()
             second_worker = start_worker(isolated, stack.log_dir / "worker-b.log")
 
-            async with http.stream("GET", f"/api/chat/sessions/{session_id}/stream",
-                                   headers={**user.headers, "Last-Event-ID": before_kill[-1].id}) as response:
-                after_reconnect = await asyncio.wait_for(read_events(response), 60)
+            after_reconnect = await asyncio.wait_for(follow(http, user, session_id, last_event_id=before_kill[-1].id), 60)
 
         events = before_kill + after_reconnect
         assert_well_formed(events)

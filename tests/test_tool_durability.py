@@ -11,9 +11,9 @@ import httpx
 from api.main import create_app
 from devstack.process import free_port
 from tests.conftest import serve, shutdown
-from tests.helpers import db_rows, marker, new_session, session_rows
+from tests.helpers import db_rows, follow, marker, new_session, session_rows
 from tests.scripted_model import Stream, text_reply
-from tests.sse_client import assert_well_formed, read_events
+from tests.sse_client import assert_well_formed, iter_events
 from tests.test_durability import start_worker
 from offline_model import chunks
 from tools.bash_exec import session_directory
@@ -59,7 +59,7 @@ async def test_a_finished_tool_is_not_run_again_after_a_crash(settings, scripted
             async with http.stream("POST", f"/api/chat/sessions/{session_id}/stream",
                                    json={"message": f"Run both {tag}"}, headers=user.headers) as response:
                 seen = []
-                async for event in _events(response):
+                async for event in iter_events(response):
                     seen.append(event)
                     if event.part and event.part.get("type") == "tool-output-available":
                         break  # the first (fast) call finished; the second is sleeping
@@ -70,9 +70,7 @@ async def test_a_finished_tool_is_not_run_again_after_a_crash(settings, scripted
             first_worker.kill()
             second_worker = start_worker(isolated, stack.log_dir / "tool-worker-b.log")
 
-            async with http.stream("GET", f"/api/chat/sessions/{session_id}/stream",
-                                   headers={**user.headers, "Last-Event-ID": seen[-1].id}) as response:
-                rest = await asyncio.wait_for(read_events(response), 60)
+            rest = await asyncio.wait_for(follow(http, user, session_id, last_event_id=seen[-1].id), 60)
 
         assert_well_formed(seen + rest)
         assert (folder / "first.txt").read_text() == "a\n", "the finished call ran again"
@@ -88,18 +86,3 @@ async def test_a_finished_tool_is_not_run_again_after_a_crash(settings, scripted
             second_worker.stop()
         await shutdown(server, task)
 
-
-async def _events(response):
-    """Events one at a time (the helper in sse_client reads to a limit)."""
-    from tests.sse_client import Event
-
-    event_id, data = None, []
-    async for line in response.aiter_lines():
-        if line == "":
-            if data:
-                yield Event(event_id, "\n".join(data))
-            event_id, data = None, []
-        elif line.startswith("id: "):
-            event_id = line[4:]
-        elif line.startswith("data: "):
-            data.append(line[6:])
