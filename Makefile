@@ -17,7 +17,12 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/python -m devstack
 
-test: $(STAMP)
+# The AI SDK's own stream parser, for the compatibility test (skipped where node is missing).
+AI_SDK := tests/ai_sdk/node_modules/.package-lock.json
+$(AI_SDK): tests/ai_sdk/package-lock.json
+	if command -v npm >/dev/null; then npm ci --prefix tests/ai_sdk --silent --no-audit --no-fund; fi
+
+test: $(STAMP) $(AI_SDK)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
