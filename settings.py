@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     tool_timeout_seconds: float = Field(default=300.0, gt=0)  # MAX_TOOL_WAIT_SECONDS
     tool_heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    # Spend limits: base microdollars (USD x 1,000,000) per window, times the tier's multiplier; 0 = unlimited
+    daily_cost_limit_microdollars: int = Field(default=500_000, ge=0)
+    weekly_cost_limit_microdollars: int = Field(default=2_500_000, ge=0)
+    tier_multiplier_pro: int = Field(default=5, ge=1)
+    tier_multiplier_business: int = Field(default=20, ge=1)
+    tier_multiplier_enterprise: int = Field(default=60, ge=1)
+    rate_limit_reset_cost: int = Field(default=500, ge=0)  # credits to reset the daily window; 0 = off
+
     # Tools
     tool_output_max_chars: int = Field(default=70_000, ge=1000)
     workspace_dir: str = ".data/workspace"

@@ -17,6 +17,8 @@ from activities.sub_sessions import SubSessionActivities
 from activities.store import StoreActivities
 from activities.stream import StreamActivities
 from activities.tools import ToolActivities
+from activities.usage import UsageActivities
+from billing.spend import SpendWindows
 from database import session_maker
 from tools.base import ToolServices
 from workspace.storage import DiskStorage
@@ -38,6 +40,7 @@ def build_worker(client: Client, settings: Settings) -> Worker:
     tool_services = ToolServices(settings, sessions, DiskStorage(Path(settings.workspace_dir)), client)
     tools = ToolActivities(redis, tool_services)
     sub_sessions = SubSessionActivities(settings, sessions, client)
+    usage = UsageActivities(sessions, SpendWindows(redis, settings))
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
@@ -52,6 +55,7 @@ def build_worker(client: Client, settings: Settings) -> Worker:
             stop.record_stop,
             sub_sessions.prepare_sub_session,
             sub_sessions.queue_in_session,
+            usage.record_usage,
         ],
         max_concurrent_activities=100,
         # A worker that dies hands its sticky workflows back quickly.

@@ -7,7 +7,7 @@ from typing import Optional
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routers import health, sessions, workspace
+from api.routers import admin, health, sessions, usage, workspace
 from database import session_maker
 from settings import Settings, get_settings
 from stream_relay.connection import redis_client
@@ -38,7 +38,9 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(sessions.router)
+    app.include_router(usage.router)
     app.include_router(workspace.router)
+    app.include_router(admin.router)
     return app
 
 

@@ -114,6 +114,48 @@ class WorkspaceFileOut(BaseModel):
     created_at: datetime
 
 
+class WindowPublic(BaseModel):
+    percent_used: float = Field(ge=0, le=100, description="100 when the window is used up.")
+    resets_at: datetime
+
+
+class UsagePublic(BaseModel):
+    """Spend as a user sees it: percentages only, never raw amounts or limits."""
+
+    daily: Optional[WindowPublic] = Field(description="null when the window has no limit")
+    weekly: Optional[WindowPublic]
+    tier: str
+    reset_cost: int = Field(description="Credits to reset the daily window; 0 when resets are off.")
+
+
+class UsageResetResponse(BaseModel):
+    success: bool
+    credits_charged: int
+    remaining_balance: int
+    usage: UsagePublic
+
+
+class AdminUsage(BaseModel):
+    user_id: str
+    tier: str
+    daily_cost_limit_microdollars: int
+    daily_cost_used_microdollars: int
+    weekly_cost_limit_microdollars: int
+    weekly_cost_used_microdollars: int
+
+
+class AdminResetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reset_weekly: bool = False
+
+
+class SetTierRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tier: Literal["FREE", "PRO", "BUSINESS", "ENTERPRISE"]
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     checks: dict[str, str]

@@ -22,6 +22,7 @@ class User(SQLModel, table=True):
     __tablename__ = "users"
 
     id: str = Field(primary_key=True, max_length=128)
+    tier: str = Field(default="FREE", max_length=16)
     created_at: datetime = _timestamp()
 
 
@@ -84,4 +85,24 @@ class WorkspaceFile(SQLModel, table=True):
     name: str = Field(max_length=128)
     size_bytes: int
     content_type: str = Field(default="text/plain", max_length=100)
+    created_at: datetime = _timestamp()
+
+
+class ModelUsage(SQLModel, table=True):
+    """What one model round really cost, as the provider reported it (the record of spend)."""
+
+    __tablename__ = "model_usage"
+    __table_args__ = (UniqueConstraint("turn_id", "round_index", name="uq_model_usage_turn_round"),)
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    user_id: str = Field(sa_column=Column(String(128), ForeignKey("users.id", ondelete="CASCADE"), nullable=False))
+    session_id: str = Field(max_length=64)
+    turn_id: str = Field(max_length=64)
+    round_index: int
+    model: str = Field(max_length=200)
+    prompt_tokens: int
+    completion_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost_microdollars: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     created_at: datetime = _timestamp()

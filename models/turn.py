@@ -194,6 +194,15 @@ class RecordMessagesRequest(BaseModel):
     rows: list[NewMessageRow]
 
 
+class RecordUsageRequest(BaseModel):
+    user_id: str
+    session_id: str
+    turn_id: str
+    round_index: int
+    model: str
+    usage: Usage
+
+
 class OpenStreamRequest(BaseModel):
     session_id: str
     turn_id: str

@@ -55,11 +55,16 @@ async def record_messages(request: RecordMessagesRequest) -> None:
 async def publish_parts(request: PublishRequest) -> None: ...
 
 
+@activity.defn(name="record_usage")
+async def record_usage(request) -> None: ...
+
+
 @activity.defn(name="record_stop")
 async def record_stop(request: StopRequest) -> None: ...
 
 
-STUBS = [open_stream, begin_turn, always_calls_a_tool, run_tool, record_messages, publish_parts, record_stop]
+STUBS = [open_stream, begin_turn, always_calls_a_tool, run_tool, record_messages, publish_parts, record_stop,
+         record_usage]
 
 
 @pytest.fixture(scope="module")

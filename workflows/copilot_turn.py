@@ -21,10 +21,11 @@ with workflow.unsafe.imports_passed_through():
     from activities.store import StoreActivities
     from activities.stream import StreamActivities
     from activities.tools import ToolActivities
+    from activities.usage import UsageActivities
     from models import ui_stream
     from models.turn import (
         BeginTurnRequest, IncomingMessage, ModelMessage, NewMessageRow, OpenStreamRequest, PreparedSubSession, PrepareSubSessionRequest,
-        PublishRequest, QueueInSessionRequest,
+        PublishRequest, QueueInSessionRequest, RecordUsageRequest,
         RecordMessagesRequest, RoundRequest, RoundResult, StopRequest, SubmitResult, ToolCall, ToolRequest,
         ToolResult, TurnInput, TurnResult, TurnState, TurnStatus, Usage,
     )
@@ -149,7 +150,8 @@ class CopilotTurnWorkflow:
                     result = result.model_copy(update={"text": EMPTY_ANSWER_TEXT})
                     closing_text = EMPTY_ANSWER_TEXT
                 conversation.append(ModelMessage(role="assistant", content=result.text, tool_calls=result.tool_calls))
-                await self._record(round_messages(round_index, result))
+                await asyncio.gather(self._record(round_messages(round_index, result)),
+                                     self._record_usage(round_index, result))
                 if not result.tool_calls:
                     final_text = result.text
                     break
@@ -314,6 +316,13 @@ class CopilotTurnWorkflow:
         await workflow.execute_activity_method(
             StoreActivities.record_messages,
             RecordMessagesRequest(session_id=self._input.session_id, turn_id=self._turn_id, rows=rows), **QUICK,
+        )
+
+    async def _record_usage(self, round_index: int, result: RoundResult) -> None:
+        await workflow.execute_activity_method(
+            UsageActivities.record_usage,
+            RecordUsageRequest(user_id=self._input.user_id, session_id=self._input.session_id, turn_id=self._turn_id,
+                               round_index=round_index, model=result.model, usage=result.usage), **QUICK,
         )
 
     async def _publish(self, stream_key: str, dedup_key: str, parts: list[dict], end_stream: bool = False,

@@ -11,6 +11,8 @@ from api.deps import DbDep, RedisDep, SessionMakerDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.sse import sse_response
 from billing import credits
+from billing.accounts import user_tier
+from billing.spend import OverSpendLimit, SpendWindows
 from conversation import sessions as store
 from limits.message_rate import MessageRateLimiter
 from models.api import (
@@ -43,12 +45,19 @@ async def _submit(temporal, settings, session: ChatSession, user_id: str, text: 
         raise ApiError(422, "invalid_message", refusal.message)
 
 
-async def _accept_message(redis, settings, session: ChatSession, user_id: str, text: str) -> str:
-    """Checks the text and the sender's message rate; refusals happen before anything is written."""
+async def _accept_message(db, redis, settings, session: ChatSession, user_id: str, text: str) -> str:
+    """Checks the text, the sender's spend limits and message rate; refusals happen before
+    anything is written."""
     try:
         text = store.check_message_text(text, settings.max_message_chars)
     except store.MessageInvalid as problem:
         raise ApiError(422, "invalid_message", str(problem))
+    try:
+        await SpendWindows(redis, settings).check(user_id, await user_tier(db, user_id))
+    except OverSpendLimit as over:
+        raise ApiError(429, "usage_limit", f"You have used your {over.window} allowance; it resets at "
+                       f"{over.resets_at.isoformat()}.", details={"window": over.window,
+                                                                   "resets_at": over.resets_at.isoformat()})
     rate = await MessageRateLimiter(redis, settings.message_rate_limit, settings.message_rate_window_seconds).hit(user_id)
     if not rate.allowed:
         raise ApiError(429, "rate_limited", f"More than {settings.message_rate_limit} messages in "
@@ -119,7 +128,7 @@ async def send_message(session_id: str, body: SendMessageRequest, user: CurrentU
                        ) -> Union[StreamingResponse, JSONResponse]:
     """Starts a turn with the message and streams it; if a turn is running, queues the message (202)."""
     session = await _owned(db, user, session_id)
-    text = await _accept_message(redis, settings, session, user.id, body.message)
+    text = await _accept_message(db, redis, settings, session, user.id, body.message)
     title = await store.set_title_if_missing(db, session, text)
     result = await _submit(temporal, settings, session, user.id, text, title)
     if result.queued:
@@ -136,7 +145,7 @@ async def run_turn(session_id: str, body: RunTurnRequest, user: CurrentUser, db:
     """Runs (or queues) a turn and waits up to `wait_seconds` for its answer: request/response
     for bots and graph blocks, the same primitive sub-sessions use."""
     session = await _owned(db, user, session_id)
-    text = await _accept_message(redis, settings, session, user.id, body.message)
+    text = await _accept_message(db, redis, settings, session, user.id, body.message)
     title = await store.set_title_if_missing(db, session, text)
     submitted = await _submit(temporal, settings, session, user.id, text, title)
     if submitted.queued:
