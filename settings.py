@@ -70,6 +70,19 @@ class Settings(BaseSettings):
     bash_output_max_chars: int = Field(default=20_000, ge=100)
     initial_credits: int = Field(default=100, ge=0)
 
+    # Subscriptions through Stripe. With no key, `make dev` runs the offline Stripe sandbox at
+    # `stripe_api_base`; the real `stripe` library talks to either the same way.
+    stripe_api_key: str = ""
+    stripe_api_base: str = ""  # empty: Stripe itself
+    stripe_webhook_secret: str = ""
+    stripe_price_pro: str = "price_pro_monthly"
+    stripe_price_business: str = "price_business_monthly"
+    # Monthly price of each paid tier in cents, as configured on the Stripe prices above.
+    tier_cost_cents_pro: int = Field(default=2_000, ge=0)
+    tier_cost_cents_business: int = Field(default=10_000, ge=0)
+    # Checkout redirect URLs must start with this origin.
+    frontend_origin: str = "http://127.0.0.1:3000"
+
     @property
     def secret_values(self) -> list[str]:
         """Values a tool's output must never show (replaced with [REDACTED])."""

@@ -1,4 +1,4 @@
-"""Runs the Temporal worker: the turn workflow and every activity it calls.
+"""Runs the Temporal worker: the turn and subscription workflows and every activity they call.
 
     python worker.py
 """
@@ -11,10 +11,12 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.accounts import AccountActivities
 from activities.llm import ModelActivities
 from activities.stop import StopActivities
 from activities.sub_sessions import SubSessionActivities
 from activities.store import StoreActivities
+from activities.stripe import StripeActivities
 from activities.stream import StreamActivities
 from activities.tools import ToolActivities
 from activities.usage import UsageActivities
@@ -25,9 +27,10 @@ from workspace.storage import DiskStorage
 from settings import Settings, get_settings
 from stream_relay.connection import redis_client
 from workflows.copilot_turn import CopilotTurnWorkflow
+from workflows.subscription import SubscriptionWorkflow
 from workflows.turn_client import connect_temporal
 
-WORKFLOWS = [CopilotTurnWorkflow]
+WORKFLOWS = [CopilotTurnWorkflow, SubscriptionWorkflow]
 
 
 def build_worker(client: Client, settings: Settings) -> Worker:
@@ -41,6 +44,8 @@ def build_worker(client: Client, settings: Settings) -> Worker:
     tools = ToolActivities(redis, tool_services)
     sub_sessions = SubSessionActivities(settings, sessions, client)
     usage = UsageActivities(sessions, SpendWindows(redis, settings))
+    accounts = AccountActivities(sessions)
+    stripe = StripeActivities(settings)
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
@@ -56,8 +61,22 @@ def build_worker(client: Client, settings: Settings) -> Worker:
             sub_sessions.prepare_sub_session,
             sub_sessions.queue_in_session,
             usage.record_usage,
+            accounts.load_account,
+            accounts.save_stripe_customer,
+            accounts.apply_stripe_tier,
+            stripe.ensure_stripe_customer,
+            stripe.fetch_stripe_billing,
+            stripe.create_checkout_session,
+            stripe.release_subscription_schedule,
+            stripe.set_cancel_at_period_end,
+            stripe.change_subscription_price,
+            stripe.schedule_downgrade,
         ],
         max_concurrent_activities=100,
+        # Heartbeats reach the server at least every second, so a Stop lands on a streaming
+        # round or a tool within about a second (the SDK otherwise throttles to 80% of the timeout).
+        max_heartbeat_throttle_interval=timedelta(seconds=1),
+        default_heartbeat_throttle_interval=timedelta(seconds=1),
         # A worker that dies hands its sticky workflows back quickly.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
     )

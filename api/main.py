@@ -7,7 +7,7 @@ from typing import Optional
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routers import admin, health, sessions, usage, workspace
+from api.routers import admin, credits, health, sessions, usage, workspace
 from database import session_maker
 from settings import Settings, get_settings
 from stream_relay.connection import redis_client
@@ -40,6 +40,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.include_router(sessions.router)
     app.include_router(usage.router)
     app.include_router(workspace.router)
+    app.include_router(credits.router)
     app.include_router(admin.router)
     return app
 

@@ -2,7 +2,8 @@
 
 Starts (unless DATABASE_URL / REDIS_URL / TEMPORAL_ADDRESS point elsewhere) PostgreSQL, Redis
 and the Temporal dev server with its UI under `.data/`, applies the migrations, then runs the
-offline model (when no provider key is set), the worker and the API. Ctrl-C stops everything.
+offline model (when no provider key is set), the offline Stripe sandbox (when no Stripe key is
+set), the worker and the API. Ctrl-C stops everything.
 """
 
 import os
@@ -24,6 +25,7 @@ DATA = ROOT / ".data"
 LOGS = DATA / "logs"
 API_PORT = int(os.environ.get("API_PORT", "8000"))
 OFFLINE_MODEL_PORT = 8001
+OFFLINE_STRIPE_PORT = 8002
 PG_PORT, REDIS_PORT, TEMPORAL_PORT, TEMPORAL_UI_PORT = 5433, 6380, 7233, 8233
 DEV_USER = "dev-user"
 
@@ -36,21 +38,30 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     started: list = []  # stopped in reverse order
     env: dict[str, str] = {}
+    # Set in the environment or in `.env`: use that server instead of starting one.
+    configured = {name.upper() for name in get_settings().model_fields_set} | set(os.environ)
     try:
-        if "DATABASE_URL" not in os.environ:
+        if "DATABASE_URL" not in configured:
             postgres = EmbeddedPostgres(DATA / "postgres", PG_PORT).start(LOGS / "postgres.log")
             started.append(postgres)
             env["DATABASE_URL"] = postgres.url
-        if "REDIS_URL" not in os.environ:
+        if "REDIS_URL" not in configured:
             redis = EmbeddedRedis(DATA / "redis", REDIS_PORT).start(LOGS / "redis.log")
             started.append(redis)
             env["REDIS_URL"] = redis.url
         temporal_ui = os.environ.get("TEMPORAL_UI_URL", "(your Temporal UI)")
-        if "TEMPORAL_ADDRESS" not in os.environ:
+        if "TEMPORAL_ADDRESS" not in configured:
             temporal = TemporalDevServer(TEMPORAL_PORT, TEMPORAL_UI_PORT, DATA / "temporal.db").start(LOGS / "temporal.log")
             started.append(temporal)
             env["TEMPORAL_ADDRESS"] = temporal.address
             temporal_ui = temporal.ui_url
+        offline_stripe = "STRIPE_API_KEY" not in configured
+        if offline_stripe:
+            stripe_url = f"http://127.0.0.1:{OFFLINE_STRIPE_PORT}"
+            env.update(STRIPE_API_KEY="sk_test_offline", STRIPE_API_BASE=stripe_url,
+                       STRIPE_WEBHOOK_SECRET=os.environ.get("STRIPE_WEBHOOK_SECRET", "whsec_offline"),
+                       OFFLINE_STRIPE_PUBLIC_URL=stripe_url,
+                       OFFLINE_STRIPE_WEBHOOK_URL=f"http://127.0.0.1:{API_PORT}/api/credits/stripe_webhook")
         os.environ.update(env)
         get_settings.cache_clear()
         settings = get_settings()
@@ -62,6 +73,12 @@ def main() -> int:
                                  LOGS / "offline-model.log", cwd=ROOT)
             started.append(model)
             wait_until(lambda: port_open(OFFLINE_MODEL_PORT), "offline model", 30, model.process)
+        if offline_stripe:
+            sandbox = ChildProcess("offline-stripe", [sys.executable, "-m", "uvicorn", "offline_stripe.server:app",
+                                                      "--host", "127.0.0.1", "--port", str(OFFLINE_STRIPE_PORT)],
+                                   LOGS / "offline-stripe.log", cwd=ROOT)
+            started.append(sandbox)
+            wait_until(lambda: port_open(OFFLINE_STRIPE_PORT), "offline Stripe", 30, sandbox.process)
         worker = ChildProcess("worker", [sys.executable, "worker.py"], LOGS / "worker.log", cwd=ROOT)
         started.append(worker)
         api = ChildProcess("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
@@ -71,6 +88,7 @@ def main() -> int:
 
         token = issue_token(settings.jwt_secret, DEV_USER)
         model_line = "offline (built in)" if settings.uses_offline_model else settings.model_endpoint[0]
+        stripe_line = f"offline sandbox at {settings.stripe_api_base}" if offline_stripe else "Stripe"
         print(f"""
   Copilot is running.
 
@@ -78,6 +96,7 @@ def main() -> int:
     API docs     http://127.0.0.1:{API_PORT}/docs
     Temporal UI  {temporal_ui}
     Model        {model_line}
+    Payments     {stripe_line}
     Logs         {LOGS}
 
   Development token (user '{DEV_USER}'):

@@ -156,6 +156,31 @@ class SetTierRequest(BaseModel):
     tier: Literal["FREE", "PRO", "BUSINESS", "ENTERPRISE"]
 
 
+class SubscriptionTierRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tier: Literal["FREE", "PRO", "BUSINESS"] = Field(
+        description="The tier to move to; the current tier again cancels any pending change.")
+    success_url: str = Field(default="", max_length=2000, description="Checkout redirect on success (FREE to paid).")
+    cancel_url: str = Field(default="", max_length=2000, description="Checkout redirect when the user backs out.")
+
+
+class SubscriptionStatus(BaseModel):
+    tier: Literal["FREE", "PRO", "BUSINESS", "ENTERPRISE"]
+    monthly_cost: int = Field(description="What the current tier costs a month, in cents.")
+    tier_costs: dict[str, int] = Field(description="Monthly cost of each self-service tier, in cents.")
+    pending_tier: Optional[Literal["FREE", "PRO", "BUSINESS"]] = None
+    pending_tier_effective_at: Optional[datetime] = Field(
+        default=None, description="When the pending change takes effect (the end of the current period).")
+    url: str = Field(default="", description="A Stripe Checkout URL to redirect to; set only when a FREE user "
+                                             "moves to a paid tier, empty otherwise.")
+
+
+class WebhookReceipt(BaseModel):
+    received: bool = True
+    outcome: Literal["delivered", "duplicate", "ignored", "unknown_customer"]
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     checks: dict[str, str]

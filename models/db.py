@@ -23,6 +23,8 @@ class User(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=128)
     tier: str = Field(default="FREE", max_length=16)
+    stripe_customer_id: Optional[str] = Field(
+        default=None, sa_column=Column(String(255), nullable=True, unique=True))
     created_at: datetime = _timestamp()
 
 
@@ -106,3 +108,14 @@ class ModelUsage(SQLModel, table=True):
     cache_write_tokens: int
     cost_microdollars: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     created_at: datetime = _timestamp()
+
+
+class StripeEvent(SQLModel, table=True):
+    """Webhook events already handed to a workflow: a replayed event id is ignored."""
+
+    __tablename__ = "stripe_events"
+
+    id: str = Field(primary_key=True, max_length=255)
+    type: str = Field(max_length=100)
+    user_id: Optional[str] = Field(default=None, max_length=128)
+    received_at: datetime = _timestamp()

@@ -19,6 +19,8 @@ from devstack.postgres import EmbeddedPostgres
 from devstack.process import free_port
 from devstack.redis import EmbeddedRedis
 from devstack.temporal import TemporalDevServer
+from offline_stripe.server import create_app as create_stripe_app
+from offline_stripe.state import StripeSandbox
 from settings import Settings
 from tests.scripted_model import ScriptedModel
 from tests.scripted_model import create_app as create_model_app
@@ -74,8 +76,26 @@ async def model_server() -> AsyncIterator[tuple[ScriptedModel, str]]:
     await shutdown(server, task)
 
 
+STRIPE_KEY, STRIPE_WEBHOOK_SECRET = "sk_test_sandbox_0123456789", "whsec_test_0123456789"
+PRICES = {"price_pro_monthly": 2_000, "price_business_monthly": 10_000}
+FRONTEND_ORIGIN = "http://app.example.test"
+
+
 @pytest.fixture(scope="session")
-def settings(stack: Stack, model_server) -> Settings:
+async def stripe_sandbox() -> AsyncIterator[tuple[StripeSandbox, str]]:
+    """Stripe at the HTTP boundary: the real `stripe` library talks to this stateful sandbox,
+    which signs and sends webhooks to the API (once the API is up)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    sandbox = StripeSandbox(api_key=STRIPE_KEY, webhook_secret=STRIPE_WEBHOOK_SECRET, prices=PRICES,
+                            public_base_url=url, webhook_url=None)
+    server, task = await serve(create_stripe_app(sandbox), port)
+    yield sandbox, url
+    await shutdown(server, task)
+
+
+@pytest.fixture(scope="session")
+def settings(stack: Stack, model_server, stripe_sandbox) -> Settings:
     _model, model_url = model_server
     return Settings(
         _env_file=None,
@@ -86,6 +106,10 @@ def settings(stack: Stack, model_server) -> Settings:
         workspace_dir=str(stack.log_dir.parent / "workspace"),
         llm_heartbeat_timeout_seconds=2, llm_retry_initial_seconds=0.2, llm_retry_max_interval_seconds=1,
         llm_retry_max_attempts=3, max_message_chars=32_000, tool_heartbeat_timeout_seconds=2,
+        stripe_api_key=STRIPE_KEY, stripe_api_base=stripe_sandbox[1], stripe_webhook_secret=STRIPE_WEBHOOK_SECRET,
+        stripe_price_pro="price_pro_monthly", stripe_price_business="price_business_monthly",
+        tier_cost_cents_pro=PRICES["price_pro_monthly"], tier_cost_cents_business=PRICES["price_business_monthly"],
+        frontend_origin=FRONTEND_ORIGIN,
     )
 
 
@@ -104,9 +128,10 @@ async def worker(settings: Settings, temporal_client):
 
 
 @pytest.fixture(scope="session")
-async def api_url(settings: Settings, worker) -> AsyncIterator[str]:
+async def api_url(settings: Settings, worker, stripe_sandbox) -> AsyncIterator[str]:
     port = free_port()
     server, task = await serve(create_app(settings), port)
+    stripe_sandbox[0].webhook_url = f"http://127.0.0.1:{port}/api/credits/stripe_webhook"
     yield f"http://127.0.0.1:{port}"
     await shutdown(server, task)
 

@@ -1,10 +1,27 @@
+import asyncio
+import time
 import uuid
+from typing import Awaitable, Callable, TypeVar
 
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.sse_client import Event, read_events
+
+T = TypeVar("T")
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], timeout: float = 15.0) -> T:
+    """Polls `probe` until `check` holds for its value; fails with the last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if check(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still {value!r} after {timeout} s")
+        await asyncio.sleep(0.05)
 
 
 def marker() -> str:

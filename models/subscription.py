@@ -1,0 +1,135 @@
+"""Inputs, outputs and state of the subscription workflow and its Stripe and account activities.
+
+The workflow speaks in tiers only; the activities translate tiers to Stripe price ids and back,
+so no price id ever enters workflow history.
+"""
+
+from datetime import datetime
+from typing import Literal, Optional
+
+from pydantic import BaseModel, Field
+
+Tier = Literal["FREE", "PRO", "BUSINESS", "ENTERPRISE"]
+SelfServiceTier = Literal["FREE", "PRO", "BUSINESS"]
+
+
+class SubscriptionState(BaseModel):
+    """What the workflow carries from run to run (continue-as-new)."""
+
+    user_id: str
+    tier: Tier = "FREE"  # as last read from the database
+    stripe_customer_id: Optional[str] = None
+    # The Stripe subscription we last saw active: when it disappears, the user is back on FREE.
+    subscription_id: Optional[str] = None
+    pending_tier: Optional[SelfServiceTier] = None
+    pending_tier_effective_at: Optional[datetime] = None
+    payment_failed_at: Optional[datetime] = None
+    # Times at which to look at Stripe again in case a webhook never arrives.
+    reconcile_at: list[datetime] = Field(default_factory=list)
+    operations: int = 0  # numbers each change, for its Stripe idempotency keys
+    events_handled: int = 0
+
+
+class ChangeTierRequest(BaseModel):
+    tier: SelfServiceTier
+    success_url: str = ""
+    cancel_url: str = ""
+
+
+class StripeEventNotice(BaseModel):
+    """A verified webhook, handed to the user's workflow as a signal. It names what changed;
+    the workflow reads the current truth from Stripe rather than trusting event order."""
+
+    event_id: str
+    type: str
+    created: int
+
+
+class SubscriptionView(BaseModel):
+    """The workflow's answer to a change and to the status query."""
+
+    tier: Tier
+    pending_tier: Optional[SelfServiceTier] = None
+    pending_tier_effective_at: Optional[datetime] = None
+    payment_failed_at: Optional[datetime] = None
+    url: str = ""
+    events_handled: int = 0
+
+
+# --- Activities -------------------------------------------------------------------------------
+
+
+class Account(BaseModel):
+    tier: Tier
+    stripe_customer_id: Optional[str] = None
+
+
+class ApplyTierRequest(BaseModel):
+    user_id: str
+    tier: Tier
+
+
+class SaveCustomerRequest(BaseModel):
+    user_id: str
+    stripe_customer_id: str
+
+
+class EnsureCustomerRequest(BaseModel):
+    user_id: str
+    idempotency_key: str
+
+
+class StripeSchedule(BaseModel):
+    id: str
+    status: str
+    next_tier: Optional[Tier] = None  # None: the next phase's price is not one of ours
+    next_phase_start: Optional[datetime] = None
+
+
+class StripeSubscription(BaseModel):
+    id: str
+    item_id: str
+    status: str
+    tier: Optional[Tier] = None  # None: a price that maps to no tier
+    current_period_end: datetime
+    cancel_at_period_end: bool = False
+    schedule: Optional[StripeSchedule] = None
+
+
+class StripeBilling(BaseModel):
+    """A customer's live subscription on Stripe (active, trialing or past due), if any."""
+
+    subscription: Optional[StripeSubscription] = None
+
+
+class CheckoutRequest(BaseModel):
+    user_id: str
+    stripe_customer_id: str
+    tier: SelfServiceTier
+    success_url: str
+    cancel_url: str
+    idempotency_key: str
+
+
+class ReleaseScheduleRequest(BaseModel):
+    schedule_id: str
+    idempotency_key: str
+
+
+class CancelAtPeriodEndRequest(BaseModel):
+    subscription_id: str
+    cancel_at_period_end: bool
+    idempotency_key: str
+
+
+class ChangePriceRequest(BaseModel):
+    subscription_id: str
+    item_id: str
+    tier: SelfServiceTier
+    idempotency_key: str
+
+
+class ScheduleDowngradeRequest(BaseModel):
+    subscription_id: str
+    tier: SelfServiceTier
+    idempotency_key: str

@@ -1,0 +1,86 @@
+"""The subscription workflow on Temporal's time-skipping test server, with its real activities
+(Postgres, and the real `stripe` library against the sandbox) and no webhooks at all: every one
+is lost, and the workflow's own timers still bring the tier in line with Stripe. A month takes
+milliseconds."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.accounts import AccountActivities
+from activities.stripe import StripeActivities
+from database import session_maker
+from devstack.temporal import wheel_binary
+from models.subscription import ChangeTierRequest
+from tests.conftest import FRONTEND_ORIGIN
+from tests.helpers import db_rows, eventually
+from workflows import search_attributes
+from workflows.subscription import SubscriptionWorkflow, subscription_workflow_id
+from workflows.subscription_client import change_tier, subscription_view
+
+DAY = timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+async def env():
+    environment = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=wheel_binary("temporal-test-server"), data_converter=pydantic_data_converter)
+    await environment.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=environment.client.namespace,
+        search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                           for name in search_attributes.SEARCH_ATTRIBUTE_TYPES}))
+    yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture
+def lost_webhooks(stripe_sandbox):
+    sandbox = stripe_sandbox[0]
+    sandbox.deliver_webhooks = False
+    yield sandbox
+    sandbox.deliver_webhooks = True
+
+
+async def db_tier(settings, user_id: str) -> str:
+    rows = await db_rows(settings.database_url, "SELECT tier FROM users WHERE id = :id", id=user_id)
+    return rows[0]["tier"] if rows else "FREE"
+
+
+async def test_lost_webhooks_are_made_good_by_the_workflows_timers(env, settings, lost_webhooks):
+    sandbox = lost_webhooks
+    settings = settings.model_copy(update={"temporal_task_queue": f"subscriptions-{uuid.uuid4().hex[:6]}"})
+    accounts, stripe_calls = AccountActivities(session_maker(settings.database_url)), StripeActivities(settings)
+    user_id = f"user-{uuid.uuid4().hex[:10]}"
+    activities = [accounts.load_account, accounts.save_stripe_customer, accounts.apply_stripe_tier,
+                  stripe_calls.ensure_stripe_customer, stripe_calls.fetch_stripe_billing,
+                  stripe_calls.create_checkout_session, stripe_calls.release_subscription_schedule,
+                  stripe_calls.set_cancel_at_period_end, stripe_calls.change_subscription_price,
+                  stripe_calls.schedule_downgrade]
+    async with Worker(env.client, task_queue=settings.temporal_task_queue, workflows=[SubscriptionWorkflow],
+                      activities=activities):
+        started = await change_tier(env.client, settings, user_id, ChangeTierRequest(
+            tier="BUSINESS", success_url=f"{FRONTEND_ORIGIN}/ok"))
+        sandbox.complete_checkout(started.url.rstrip("/").rsplit("/", 1)[-1])
+        assert await db_tier(settings, user_id) == "FREE"  # the webhook is lost
+
+        await env.sleep(timedelta(minutes=11))  # the Checkout follow-up looks at Stripe
+        await eventually(lambda: db_tier(settings, user_id), lambda tier: tier == "BUSINESS")
+
+        scheduled = await change_tier(env.client, settings, user_id, ChangeTierRequest(tier="PRO"))
+        assert scheduled.tier == "BUSINESS" and scheduled.pending_tier == "PRO"
+
+        sandbox.advance(31 * 24 * 3600)  # Stripe moves to the PRO phase; its webhook is lost too
+        await env.sleep(31 * DAY)
+        await eventually(lambda: db_tier(settings, user_id), lambda tier: tier == "PRO")
+        view = await subscription_view(env.client, user_id)
+        assert view.tier == "PRO" and view.pending_tier is None
+
+        # The workflow is still there for the next change, a month later.
+        description = await env.client.get_workflow_handle(subscription_workflow_id(user_id)).describe()
+        assert description.status.name == "RUNNING"
