@@ -13,6 +13,7 @@ import stripe
 from api.auth import issue_token
 from tests.conftest import FRONTEND_ORIGIN, STRIPE_WEBHOOK_SECRET, make_user
 from tests.helpers import db_rows, eventually
+from workflows.subscription_client import subscription_view
 
 PATH = "/api/credits/subscription"
 REDIRECTS = {"success_url": f"{FRONTEND_ORIGIN}/billing/success", "cancel_url": f"{FRONTEND_ORIGIN}/billing"}
@@ -106,6 +107,15 @@ async def test_upgrade_is_immediate_and_prorated(http, settings, sandbox, user):
     update = [r for r in sandbox.requests if r["path"] == f"/v1/subscriptions/{subscription['id']}"
               and "items" in (r["params"] or {})]
     assert update and update[-1]["params"]["proration_behavior"] == "always_invoice"
+
+
+async def test_an_upgrade_wins_over_a_pending_cancellation(http, settings, sandbox, user):
+    subscription = await subscribe(http, settings, sandbox, user, "PRO")
+    assert (await change(http, user, "FREE"))["pending_tier"] == "FREE"
+    upgraded = await change(http, user, "BUSINESS")
+    assert upgraded["tier"] == "BUSINESS" and upgraded["pending_tier"] is None
+    live = sandbox.subscriptions[subscription["id"]]
+    assert live["cancel_at_period_end"] is False and price_of(live) == "price_business_monthly"
 
 
 async def test_downgrade_is_a_two_phase_schedule_and_the_tier_waits_for_the_period_end(http, settings, sandbox, user):
@@ -271,14 +281,13 @@ async def test_schedule_updated_events_are_ignored(http, settings, sandbox, user
     assert response.status_code == 200 and response.json()["outcome"] == "ignored"
 
 
-async def test_a_failed_payment_reaches_the_workflow(http, settings, sandbox, user):
+async def test_a_failed_payment_reaches_the_workflow(http, settings, sandbox, temporal_client, user):
     subscription = await subscribe(http, settings, sandbox, user, "PRO")
     sandbox.fail_payment(subscription["id"])
     await sandbox.flush_webhooks()
-    rows = await eventually(
-        lambda: db_rows(settings.database_url, "SELECT type FROM stripe_events WHERE user_id = :id", id=user.id),
-        lambda r: "invoice.payment_failed" in {row["type"] for row in r})
-    assert rows and await db_tier(settings, user) == "PRO"  # past due keeps the tier until Stripe cancels
+    view = await eventually(lambda: subscription_view(temporal_client, user.id),
+                            lambda v: v is not None and v.payment_failed_at is not None)
+    assert view.tier == "PRO" and await db_tier(settings, user) == "PRO"  # past due keeps the tier
 
 
 async def test_subscription_endpoints_need_a_token(http):

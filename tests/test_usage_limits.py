@@ -146,3 +146,23 @@ async def test_without_redis_the_check_fails_open(settings, caplog):
     await spend.check("anyone", "FREE")  # does not raise
     assert "Redis unavailable" in caplog.text
     await dead.aclose()
+
+
+async def test_a_follow_up_over_the_limit_is_refused_before_it_is_queued(http, user, scripted, stack, settings):
+    tag = marker()
+    scripted.script(tag, text_reply(" ".join(["slow"] * 60), delay=0.05))
+    session_id = await new_session(http, user)
+    async with http.stream("POST", f"/api/chat/sessions/{session_id}/stream", json={"message": f"{tag} go"},
+                           headers=user.headers) as response:
+        assert response.status_code == 200
+        await SpendWindows(redis_client(settings.redis_url), settings).record(
+            user.id, settings.weekly_cost_limit_microdollars)
+        refused = await http.post(f"/api/chat/sessions/{session_id}/stream", json={"message": "and then?"},
+                                  headers=user.headers)
+        assert refused.status_code == 429 and refused.json()["error"]["details"]["window"] == "daily"
+        pending = await http.get(f"/api/chat/sessions/{session_id}/messages/pending", headers=user.headers)
+        assert pending.json()["buffer_length"] == 0
+        await response.aread()
+    rows = await db_rows(stack.database_url, "SELECT content FROM chat_messages WHERE session_id = :s AND role = 'user'",
+                         s=session_id)
+    assert [r["content"] for r in rows] == [f"{tag} go"]
