@@ -28,6 +28,8 @@ class SubscriptionState(BaseModel):
     reconcile_at: list[datetime] = Field(default_factory=list)
     operations: int = 0  # numbers each change, for its Stripe idempotency keys
     events_handled: int = 0
+    # Webhooks one run handles before it continues as new, keeping its history small.
+    events_per_run: int = 500
 
 
 class ChangeTierRequest(BaseModel):

@@ -38,7 +38,6 @@ LATE_RECHECK = timedelta(minutes=15)
 OVERDUE_LIMIT = timedelta(days=1)
 # A Checkout that completes without its webhook arriving is found by these looks at Stripe.
 CHECKOUT_FOLLOW_UPS = (timedelta(minutes=10), timedelta(hours=24, minutes=5))
-EVENTS_PER_RUN = 500
 
 STRIPE_FAILED = "Stripe could not complete the change right now. Please try again or contact support."
 
@@ -70,7 +69,7 @@ class SubscriptionWorkflow:
                     self._state.payment_failed_at = workflow.now()
                 self._state.events_handled += len(events)
                 self._events_this_run += len(events)
-            if self._events_this_run >= EVENTS_PER_RUN or workflow.info().is_continue_as_new_suggested():
+            if self._events_this_run >= self._state.events_per_run or workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._events)
                 workflow.continue_as_new(self._state)
 

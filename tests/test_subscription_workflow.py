@@ -1,7 +1,6 @@
-"""The subscription workflow on Temporal's time-skipping test server, with its real activities
-(Postgres, and the real `stripe` library against the sandbox) and no webhooks at all: every one
-is lost, and the workflow's own timers still bring the tier in line with Stripe. A month takes
-milliseconds."""
+"""The subscription workflow on Temporal's time-skipping test server, so a month takes
+milliseconds: with its real activities (Postgres, and the real `stripe` library against the
+sandbox) when every webhook is lost, and with stand-in activities for continue-as-new."""
 
 import uuid
 from datetime import timedelta
@@ -11,13 +10,14 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio import activity
 from temporalio.worker import Worker
 
 from activities.accounts import AccountActivities
 from activities.stripe import StripeActivities
 from database import session_maker
 from devstack.temporal import wheel_binary
-from models.subscription import ChangeTierRequest
+from models.subscription import Account, ChangeTierRequest, StripeBilling, StripeEventNotice, SubscriptionState
 from tests.conftest import FRONTEND_ORIGIN
 from tests.helpers import db_rows, eventually
 from workflows import search_attributes
@@ -84,3 +84,32 @@ async def test_lost_webhooks_are_made_good_by_the_workflows_timers(env, settings
         # The workflow is still there for the next change, a month later.
         description = await env.client.get_workflow_handle(subscription_workflow_id(user_id)).describe()
         assert description.status.name == "RUNNING"
+
+
+@activity.defn(name="load_account")
+async def load_account(user_id: str) -> Account:
+    return Account(tier="PRO", stripe_customer_id="cus_stub")
+
+
+@activity.defn(name="fetch_stripe_billing")
+async def fetch_stripe_billing(customer_id: str) -> StripeBilling:
+    return StripeBilling()
+
+
+async def test_a_busy_workflow_continues_as_new_and_keeps_its_state(env):
+    queue, user_id = f"tq-{uuid.uuid4().hex[:6]}", f"user-{uuid.uuid4().hex[:6]}"
+    handle = await env.client.start_workflow(
+        SubscriptionWorkflow.run, SubscriptionState(user_id=user_id, operations=7, events_per_run=3),
+        id=subscription_workflow_id(user_id), task_queue=queue)
+    first_run = handle.result_run_id
+    async with Worker(env.client, task_queue=queue, workflows=[SubscriptionWorkflow],
+                      activities=[load_account, fetch_stripe_billing]):
+        for number in range(4):
+            await handle.signal(SubscriptionWorkflow.stripe_event, StripeEventNotice(
+                event_id=f"evt_{number}", type="customer.subscription.updated", created=number))
+        latest = env.client.get_workflow_handle(subscription_workflow_id(user_id))
+        view = await eventually(lambda: latest.query(SubscriptionWorkflow.status), lambda v: v.events_handled == 4)
+        description = await latest.describe()
+    assert description.run_id != first_run and view.tier == "PRO"
+    history = await env.client.get_workflow_handle(subscription_workflow_id(user_id), run_id=first_run).fetch_history()
+    assert any(e.HasField("workflow_execution_continued_as_new_event_attributes") for e in history.events)
