@@ -8,7 +8,7 @@ Temporal owns retries: the client itself never retries.
 
 import logging
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Awaitable, Optional, TypeVar
 
 import stripe
 from temporalio import activity
@@ -45,6 +45,16 @@ def _as_failure(error: stripe.StripeError, what: str) -> ApplicationError:
     return ApplicationError(detail, type="StripeUnavailable")
 
 
+T = TypeVar("T")
+
+
+async def _stripe_call(what: str, call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except stripe.StripeError as error:
+        raise _as_failure(error, what) from None
+
+
 def _timestamp(value: Optional[int]) -> Optional[datetime]:
     return datetime.fromtimestamp(value, tz=timezone.utc) if value else None
 
@@ -67,12 +77,8 @@ class StripeActivities:
 
     @activity.defn
     async def ensure_stripe_customer(self, request: EnsureCustomerRequest) -> str:
-        try:
-            customer = await self.client.v1.customers.create_async(
-                params={"metadata": {"user_id": request.user_id}},
-                options={"idempotency_key": request.idempotency_key})
-        except stripe.StripeError as error:
-            raise _as_failure(error, "customer creation") from None
+        customer = await _stripe_call("customer creation", self.client.v1.customers.create_async(
+            params={"metadata": {"user_id": request.user_id}}, options={"idempotency_key": request.idempotency_key}))
         return customer.id
 
     @activity.defn
@@ -119,11 +125,8 @@ class StripeActivities:
         }
         if request.cancel_url:
             params["cancel_url"] = request.cancel_url
-        try:
-            session = await self.client.v1.checkout.sessions.create_async(
-                params=params, options={"idempotency_key": request.idempotency_key})
-        except stripe.StripeError as error:
-            raise _as_failure(error, "checkout") from None
+        session = await _stripe_call("checkout", self.client.v1.checkout.sessions.create_async(
+            params=params, options={"idempotency_key": request.idempotency_key}))
         return session.url
 
     @activity.defn
@@ -150,24 +153,18 @@ class StripeActivities:
 
     @activity.defn
     async def set_cancel_at_period_end(self, request: CancelAtPeriodEndRequest) -> None:
-        try:
-            await self.client.v1.subscriptions.update_async(
-                request.subscription_id, params={"cancel_at_period_end": request.cancel_at_period_end},
-                options={"idempotency_key": request.idempotency_key})
-        except stripe.StripeError as error:
-            raise _as_failure(error, "cancellation change") from None
+        await _stripe_call("cancellation change", self.client.v1.subscriptions.update_async(
+            request.subscription_id, params={"cancel_at_period_end": request.cancel_at_period_end},
+            options={"idempotency_key": request.idempotency_key}))
 
     @activity.defn
     async def change_subscription_price(self, request: ChangePriceRequest) -> None:
         """An upgrade: the new price at once, the difference prorated and invoiced now."""
-        try:
-            await self.client.v1.subscriptions.update_async(
-                request.subscription_id,
-                params={"items": [{"id": request.item_id, "price": price_ids(self.settings)[request.tier]}],
-                        "proration_behavior": "always_invoice"},
-                options={"idempotency_key": request.idempotency_key})
-        except stripe.StripeError as error:
-            raise _as_failure(error, "price change") from None
+        await _stripe_call("price change", self.client.v1.subscriptions.update_async(
+            request.subscription_id,
+            params={"items": [{"id": request.item_id, "price": price_ids(self.settings)[request.tier]}],
+                    "proration_behavior": "always_invoice"},
+            options={"idempotency_key": request.idempotency_key}))
 
     @activity.defn
     async def schedule_downgrade(self, request: ScheduleDowngradeRequest) -> str:

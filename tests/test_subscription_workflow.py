@@ -6,37 +6,24 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio import activity
 from temporalio.worker import Worker
 
 from activities.accounts import AccountActivities
 from activities.stripe import StripeActivities
 from database import session_maker
-from devstack.temporal import wheel_binary
 from models.subscription import Account, ChangeTierRequest, StripeBilling, StripeEventNotice, SubscriptionState
 from tests.conftest import FRONTEND_ORIGIN
 from tests.helpers import db_rows, eventually
-from workflows import search_attributes
 from workflows.subscription import SubscriptionWorkflow, subscription_workflow_id
 from workflows.subscription_client import change_tier, subscription_view
 
 DAY = timedelta(days=1)
 
 
-@pytest.fixture(scope="module")
-async def env():
-    environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=wheel_binary("temporal-test-server"), data_converter=pydantic_data_converter)
-    await environment.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-        namespace=environment.client.namespace,
-        search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-                           for name in search_attributes.SEARCH_ATTRIBUTE_TYPES}))
-    yield environment
-    await environment.shutdown()
+@pytest.fixture
+def env(time_skipping_env):
+    return time_skipping_env
 
 
 @pytest.fixture
