@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from conversation.sessions import create_session, owned_session, session_tool_filter, title_from_message
 from models.turn import (
@@ -53,17 +54,27 @@ class SubSessionActivities:
             sub_session_id=sub.id, title=sub.title or "Sub-session",
             child_input=turn_client.turn_input(self.settings, sub.id, request.user_id, tool_filter, "sub_session"),
             message=IncomingMessage(message_id=message_id, content=prompt),
-            wait_seconds=clamp_wait(arguments.wait_for_result),
+            wait_seconds=clamp_wait(arguments.wait_for_result, self.settings.tool_timeout_seconds),
         )
 
     @activity.defn
     async def queue_in_session(self, request: QueueInSessionRequest) -> SubmitResult:
-        """Hands the prompt to a sub that is already busy: it waits in that turn's buffer."""
+        """Hands the prompt to a sub that is already busy: it waits in that turn's buffer (or, if
+        that turn has just ended, starts the sub's next turn, with tools never wider than the parent's)."""
         async with self.sessions() as db:
             sub = await owned_session(db, request.user_id, request.session_id)
-        tool_filter = session_tool_filter(sub) if sub else None
-        return await turn_client.submit_message(
-            self.temporal, self.settings,
-            turn_client.turn_input(self.settings, request.session_id, request.user_id, tool_filter, "sub_session"),
-            request.message, request.title)
+        tool_filter = session_tool_filter(sub) if sub else ToolFilter()
+        if request.parent_allowed_tools is not None:
+            tool_filter = tool_filter.narrowed_to(request.parent_allowed_tools)
+        try:
+            return await turn_client.submit_message(
+                self.temporal, self.settings,
+                turn_client.turn_input(self.settings, request.session_id, request.user_id, tool_filter, "sub_session"),
+                request.message, request.title)
+        except turn_client.MessageRefused as refusal:
+            if refusal.closing:
+                raise  # retried: the sub's turn is closing, the next attempt starts its next turn
+            code = "buffer_full" if refusal.buffer_full else "invalid_message"
+            raise ApplicationError(f"{code}: the sub-session refused the prompt ({refusal.message}).",
+                                   type="ToolRefusal", non_retryable=True) from None
 

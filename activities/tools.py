@@ -5,8 +5,12 @@ never a crashed turn. Credits are charged at most once per tool call (a database
 """
 
 import asyncio
+import hashlib
 import json
 import logging
+import re
+from datetime import datetime, timezone
+from typing import Any
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -24,10 +28,41 @@ from tools.registry import TOOLS
 from workspace.files import file_uri, save_file
 
 log = logging.getLogger(__name__)
+# Time kept back from the cap (at most this, a tenth of the cap for small caps) to publish and
+# return the result before the workflow's own cap on the call ends the wait.
+RESULT_RESERVE_SECONDS = 2.0
 
 
 def _error(request: ToolRequest, code: str, message: str) -> ToolResult:
     return ToolResult(tool_call_id=request.call.id, name=request.call.name, error=f"{code}: {message}")
+
+
+def timeout_message(tool_name: str, cap: float) -> str:
+    return (f"'{tool_name}' did not finish within {cap:.0f}s. For long work, delegate it with "
+            "run_sub_session and poll get_sub_session_result.")
+
+
+class _CapReached(Exception):
+    """The tool ran into the wait cap."""
+
+
+def _abandoned_done(task: asyncio.Future) -> None:
+    # A tool we stopped waiting for (past the cap, or cancelled) ends on its own time.
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("an abandoned tool call ended with %r", task.exception())
+
+
+def _is_error_result(content: str) -> bool:
+    """A stored tool result that is an error (`{"error": ...}`, what `ToolResult` writes)."""
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and set(value) == {"error"}
+
+
+def _produced_output(task: asyncio.Future) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None
 
 
 class ToolActivities:
@@ -36,13 +71,23 @@ class ToolActivities:
         self.services = services
         self.settings = services.settings
 
-    async def _called_before(self, request: ToolRequest, tool_name: str) -> bool:
-        """Whether the session has an earlier call of this tool (the prerequisite gate)."""
+    async def _completed_before(self, request: ToolRequest, tool_name: str) -> bool:
+        """Whether an earlier call of this tool in the session completed successfully (the
+        prerequisite gate). A call of the same round, which has no result yet, does not count;
+        nor does one whose result is an error (refused, failed, timed out, stopped)."""
         async with self.services.sessions() as db:
-            rows = (await db.execute(select(ChatMessage.tool_calls).where(
+            calls = (await db.execute(select(ChatMessage.turn_id, ChatMessage.tool_calls).where(
                 ChatMessage.session_id == request.session_id, ChatMessage.role == "assistant",
-                ChatMessage.tool_calls.is_not(None)))).scalars().all()
-        return any(c.get("name") == tool_name and c.get("id") != request.call.id for calls in rows for c in calls)
+                ChatMessage.tool_calls.is_not(None)))).all()
+            wanted = {(turn_id, c.get("id")) for turn_id, tool_calls in calls for c in tool_calls
+                      if c.get("name") == tool_name} - {(request.turn_id, request.call.id)}
+            if not wanted:
+                return False
+            results = (await db.execute(select(ChatMessage.turn_id, ChatMessage.tool_call_id, ChatMessage.content).where(
+                ChatMessage.session_id == request.session_id, ChatMessage.role == "tool",
+                ChatMessage.tool_call_id.in_({call_id for _, call_id in wanted})))).all()
+        return any((turn_id, call_id) in wanted and not _is_error_result(content)
+                   for turn_id, call_id, content in results)
 
     async def _charge(self, request: ToolRequest, tool: Tool) -> None:
         async with self.services.sessions.begin() as db:
@@ -51,15 +96,19 @@ class ToolActivities:
 
     async def _execute(self, request: ToolRequest) -> ToolResult:
         tool = TOOLS.get(request.call.name)
-        if tool is None or tool.run is None:
+        if tool is None:
             return _error(request, "unknown_tool", f"There is no tool named '{request.call.name}'.")
+        # Before anything else about the tool: a forbidden call is refused as such, whatever
+        # kind of tool it is (a sub-session tool runs in the workflow only when allowed).
         if tool.name not in request.allowed_tools:
             return _error(request, "permission_denied", f"This session may not use '{tool.name}'.")
+        if tool.run is None:
+            return _error(request, "unknown_tool", f"'{tool.name}' cannot be called this way.")
         try:
             arguments = tool.input_model.model_validate(json.loads(request.call.arguments or "{}"))
         except (json.JSONDecodeError, ValidationError) as problem:
             return _error(request, "invalid_arguments", str(problem)[:2000])
-        if tool.prerequisite and not await self._called_before(request, tool.prerequisite):
+        if tool.prerequisite and not await self._completed_before(request, tool.prerequisite):
             return _error(request, "prerequisite_missing", f"Call '{tool.prerequisite}' before '{tool.name}'.")
         if tool.credit_cost:
             async with self.services.sessions() as db:
@@ -68,22 +117,54 @@ class ToolActivities:
                         await credits.balance(db, request.user_id) < tool.credit_cost:
                     return _error(request, "insufficient_credits",
                                   f"'{tool.name}' costs {tool.credit_cost} credits; the balance is too low.")
+        cap = request.timeout_seconds or self.settings.tool_timeout_seconds
+        budget = self._budget(request, cap)
+        if budget <= 0:  # a retry that starts after the call's deadline
+            return _error(request, "tool_timeout", timeout_message(tool.name, cap))
         context = ToolContext(request.session_id, request.user_id, request.turn_id, request.call.id,
-                              self.services, tuple(request.allowed_tools))
-        cap = self.settings.tool_timeout_seconds
+                              self.services, tuple(request.allowed_tools), budget)
         try:
             async with heartbeating():
-                output = await asyncio.wait_for(tool.run(arguments, context), cap)
+                output = await self._run_within(tool, arguments, context, request, budget)
         except ToolError as refusal:
             return _error(request, refusal.code, refusal.message)
-        except asyncio.TimeoutError:
-            return _error(request, "tool_timeout", f"'{tool.name}' did not finish within {cap:.0f}s. For long "
-                          "work, delegate it with run_sub_session and poll get_sub_session_result.")
+        except _CapReached:
+            return _error(request, "tool_timeout", timeout_message(tool.name, cap))
         if tool.credit_cost:
             # Output exists, so the call is paid for, even if Stop cancels us right now.
             await asyncio.shield(self._charge(request, tool))
         return await self._fit_for_model(request, ToolResult(tool_call_id=request.call.id, name=tool.name,
                                                              output=output))
+
+    @staticmethod
+    def _budget(request: ToolRequest, cap: float) -> float:
+        """Seconds the tool may run: the cap, less what earlier attempts of this call used
+        (the workflow's deadline), less a reserve to hand the result back in time."""
+        budget = cap
+        if request.deadline is not None:
+            budget = min(cap, (request.deadline - datetime.now(timezone.utc)).total_seconds())
+        return budget - min(RESULT_RESERVE_SECONDS, cap / 10)
+
+    async def _run_within(self, tool: Tool, arguments: Any, context: ToolContext, request: ToolRequest,
+                          budget: float) -> Any:
+        """Runs the tool for at most `budget` seconds. Past it, or when the activity is cancelled
+        (Stop), the tool is cancelled and not waited for: `asyncio.wait_for` would wait for a tool
+        that ignores cancellation, for as long as it likes."""
+        task = asyncio.ensure_future(tool.run(arguments, context))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=budget)
+        except asyncio.CancelledError:
+            if _produced_output(task) and tool.credit_cost:
+                # Output exists, so the call is paid for even though it is being cancelled.
+                await asyncio.shield(self._charge(request, tool))
+            task.cancel()
+            task.add_done_callback(_abandoned_done)
+            raise
+        if not done:
+            task.cancel()
+            task.add_done_callback(_abandoned_done)
+            raise _CapReached()
+        return task.result()
 
     async def _fit_for_model(self, request: ToolRequest, result: ToolResult) -> ToolResult:
         """Stores an output too large for the model and hands it a truncated copy and a reference."""
@@ -91,11 +172,15 @@ class ToolActivities:
         limit = self.settings.tool_output_max_chars
         if len(text) <= limit:
             return result
+        # Named and identified from the call, never from raw provider text: the name is always a safe
+        # one, and a retried activity finds the file it stored before instead of adding another.
+        digest = hashlib.sha256(f"{request.user_id}/{request.turn_id}/{request.call.id}".encode()).hexdigest()
+        tool_name = re.sub(r"[^A-Za-z0-9_-]", "_", request.call.name)[:64] or "tool"
         async with self.services.sessions() as db:
             record = await save_file(db, self.services.storage, request.user_id, request.session_id,
-                                     f"{request.call.name}-{request.call.id[-12:]}.json", text.encode(),
+                                     f"{tool_name}-output-{digest[:12]}.json", text.encode(),
                                      max(self.settings.workspace_max_file_bytes, len(text.encode())),
-                                     content_type="application/json")
+                                     content_type="application/json", file_id=digest[:32])
         return result.model_copy(update={"output": {
             "truncated": True, "full_output": file_uri(record.id), "total_chars": len(text),
             "head": text[:limit - 500],
@@ -111,5 +196,9 @@ class ToolActivities:
         part = (ui_stream.tool_output_error(request.call.id, result.error) if result.error is not None
                 else ui_stream.tool_output_available(request.call.id, result.output))
         publisher = StreamPublisher(self.redis, request.stream_key, self.settings.stream_retention_seconds)
-        await publisher.publish_once(f"tool-output-{request.call.id}", [part])
+        try:
+            await publisher.publish_once(f"tool-output-{request.call.id}", [part])
+        except Exception:  # never fail (and so re-run) a tool that finished: the workflow publishes it
+            log.exception("could not publish the result of tool call %s", request.call.id)
+            result = result.model_copy(update={"published": False})
         return result

@@ -2,6 +2,7 @@
 Temporal pydantic data converter carries them without custom code)."""
 
 import json
+from datetime import datetime
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
@@ -163,6 +164,10 @@ class ToolRequest(BaseModel):
     stream_key: str
     call: ToolCall
     allowed_tools: list[str]
+    # The turn's tool cap, and when this call's wait ends (set by the workflow when it schedules
+    # the call; retries share it). Unset: the worker's `tool_timeout_seconds` from now.
+    timeout_seconds: Optional[float] = None
+    deadline: Optional[datetime] = None
 
 
 class ToolResult(BaseModel):
@@ -170,6 +175,8 @@ class ToolResult(BaseModel):
     name: str
     output: Any = None
     error: Optional[str] = None
+    # False when the activity could not put the result on the stream (the workflow then does).
+    published: bool = True
 
     def model_content(self) -> str:
         """The text the model gets back as the tool message."""
@@ -241,6 +248,8 @@ class QueueInSessionRequest(BaseModel):
     user_id: str
     message: IncomingMessage
     title: str
+    # The parent turn's tools: the sub never gets wider ones (None: the sub's own filter).
+    parent_allowed_tools: Optional[list[str]] = None
 
 
 class StopRequest(BaseModel):
@@ -248,5 +257,8 @@ class StopRequest(BaseModel):
     turn_id: str
     stream_key: str
     round_index: int
+    # Calls of the stopped round without a result (they get "stopped by user"), and the results
+    # of those that had finished (kept as they are).
     open_tool_calls: list[ToolCall]
+    finished_tool_results: list[ToolResult] = Field(default_factory=list)
     continues: bool = False

@@ -1,13 +1,24 @@
 """Sub-sessions as child workflows, driven by a scripted model through the real API."""
 
 import json
+import time
 import uuid
 
+import httpx
+from temporalio.testing import ActivityEnvironment
+
+from activities.sub_sessions import SubSessionActivities
+from api.main import create_app
+from database import session_maker
+from devstack.process import free_port
+from models.turn import IncomingMessage, QueueInSessionRequest
 from offline_model import chunks
-from tests.conftest import make_user
-from tests.helpers import db_rows, follow, marker, new_session, send, session_rows
+from tests.conftest import make_user, serve, shutdown
+from tests.helpers import db_rows, eventually, follow, marker, new_session, send, session_rows
 from tests.scripted_model import Stream, text_reply
 from tests.sse_client import parts
+from tests.tool_harness import ToolHarness
+from tools.sub_sessions import clamp_wait
 
 
 def calls(name: str, arguments: dict, call_id: str | None = None) -> Stream:
@@ -154,3 +165,84 @@ async def test_run_a_turn_request_response(http, user, scripted):
     bad = await http.post(f"/api/chat/sessions/{session_id}/turns", headers=user.headers,
                           json={"message": "x", "wait_seconds": 99999})
     assert bad.status_code == 422
+
+
+def test_sub_session_waits_end_before_the_tool_cap():
+    assert clamp_wait(300) == 300 and clamp_wait(-5) == 0 and clamp_wait(20, budget=298) == 20
+    assert clamp_wait(300, budget=298) == 288  # ends 10 s before the cap
+    assert clamp_wait(300, budget=4) == 3.2    # a small cap keeps a fifth of it
+
+
+async def test_a_long_sub_answers_running_before_the_tool_cap(http, user, scripted, settings):
+    """wait_for_result=300 / wait_if_running=300 on a sub that runs longer than the tool cap:
+    `running` with the sub's id, never `tool_timeout`."""
+    capped = settings.model_copy(update={"tool_timeout_seconds": 4})
+    port = free_port()
+    server, task = await serve(create_app(capped), port)
+    parent_tag, sub_tag = marker(), marker()
+    scripted.script(parent_tag, calls("run_sub_session", {"prompt": f"Long job {sub_tag}", "wait_for_result": 300}),
+                    text_reply("Started it."))
+    scripted.script(sub_tag, text_reply(" ".join(["step"] * 300), delay=0.05))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as capped_http:
+            session_id = await new_session(capped_http, user)
+            started = time.perf_counter()
+            first = tool_output(await send(capped_http, user, session_id, f"Start {parent_tag}"))
+            assert time.perf_counter() - started < 6
+            assert first["status"] == "running", first
+            sub_id = first["sub_autopilot_session_id"]
+
+            scripted.script(parent_tag, calls("get_sub_session_result", {"sub_session_id": sub_id,
+                                                                         "wait_if_running": 300}),
+                            text_reply("Still going."))
+            polled = tool_output(await send(capped_http, user, session_id, "Is it done?"))
+            assert polled["status"] == "running" and polled["sub_autopilot_session_id"] == sub_id, polled
+    finally:
+        await shutdown(server, task)
+    assert (await http.post(f"/api/chat/sessions/{sub_id}/stop", headers=user.headers)).json() == {"stopped": True}
+
+
+async def test_cancel_reports_how_the_sub_really_ended(http, user, scripted, settings, temporal_client):
+    harness = ToolHarness(settings, temporal_client)
+    tag = marker()
+    scripted.script(tag, text_reply("Done long ago."))
+    sub_id = await new_session(http, user)
+    await send(http, user, sub_id, f"finish {tag}")
+    caller_id, _ = await harness.new_session(user.id)
+
+    result = await harness.run(harness.request(caller_id, user.id, "get_sub_session_result",
+                                               {"sub_session_id": sub_id, "cancel": True}))
+
+    assert result.error is None
+    assert result.output["status"] == "completed" and result.output["response"] == "Done long ago."
+
+
+async def test_the_callers_own_session_answers_like_a_missing_sub(user, settings, temporal_client):
+    harness = ToolHarness(settings, temporal_client)
+    session_id, _ = await harness.new_session(user.id)
+    for arguments in ({"wait_if_running": 0}, {"cancel": True}):
+        result = await harness.run(harness.request(session_id, user.id, "get_sub_session_result",
+                                                   {"sub_session_id": session_id, **arguments}))
+        assert result.error == "not_found: No such sub-session.", arguments
+
+
+async def test_a_resumed_sub_that_is_busy_never_gets_wider_tools(http, user, scripted, settings, temporal_client):
+    """`queue_in_session` starts the sub's next turn when its turn ended meanwhile: with the
+    parent's tools at most, whatever the sub's own filter says."""
+    sub_tag = marker()
+    scripted.script(sub_tag, text_reply("Handled."))
+    sub_id = await new_session(http, user)  # no filter of its own: all tools
+    activities = SubSessionActivities(settings, session_maker(settings.database_url), temporal_client)
+
+    submitted = await ActivityEnvironment().run(activities.queue_in_session, QueueInSessionRequest(
+        session_id=sub_id, user_id=user.id, message=IncomingMessage(message_id=str(uuid.uuid4()),
+                                                                    content=f"Follow-up {sub_tag}"),
+        title="Sub-session", parent_allowed_tools=["get_current_time"]))
+
+    assert submitted.queued is False
+
+    async def sub_requests():
+        return scripted.requests_for(sub_tag)
+
+    sent = await eventually(sub_requests, bool)
+    assert [t["function"]["name"] for t in sent[0]["tools"]] == ["get_current_time"]

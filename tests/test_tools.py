@@ -10,6 +10,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.store import insert_rows
 from models.turn import NewMessageRow, ToolCall
+from tests.helpers import db_rows
 from tests.tool_harness import ToolHarness
 from tools.base import Tool
 from tools.registry import TOOLS, tool_schemas
@@ -82,14 +83,29 @@ def gated_tool():
     TOOLS.pop("gated")
 
 
-async def test_prerequisite_refuses_until_the_other_tool_was_called(harness, gated_tool):
+async def test_prerequisite_refuses_until_the_other_tool_completed(harness, gated_tool):
     session_id, user_id = await harness.new_session()
+    missing = "prerequisite_missing: Call 'list_workspace_files' before 'gated'."
     refused = await harness.run(harness.request(session_id, user_id, "gated", {}))
-    assert refused.error == "prerequisite_missing: Call 'list_workspace_files' before 'gated'."
-    async with harness.sessions.begin() as db:
-        await insert_rows(db, session_id, "turn-0", [NewMessageRow(
-            key="a", role="assistant", tool_calls=[ToolCall(id="c0", name="list_workspace_files")])])
-    assert (await harness.run(harness.request(session_id, user_id, "gated", {}))).output == "guarded tool ran"
+    assert refused.error == missing
+
+    async def gated_after(rows: list[NewMessageRow]) -> str:
+        async with harness.sessions.begin() as db:
+            await insert_rows(db, session_id, "turn-0", rows)
+        result = await harness.run(harness.request(session_id, user_id, "gated", {}, turn_id="turn-0"))
+        return result.error or result.output
+
+    # Called in the same round, not run yet: no result, so not done.
+    assert await gated_after([NewMessageRow(key="a0", role="assistant", tool_calls=[
+        ToolCall(id="c0", name="list_workspace_files"), ToolCall(id="c-gated", name="gated")])]) == missing
+    # Called, but it failed.
+    assert await gated_after([NewMessageRow(key="t0", role="tool", tool_call_id="c0",
+                                            content=json.dumps({"error": "tool_timeout: too slow"}))]) == missing
+    # Called and completed.
+    assert await gated_after([
+        NewMessageRow(key="a1", role="assistant", tool_calls=[ToolCall(id="c1", name="list_workspace_files")]),
+        NewMessageRow(key="t1", role="tool", tool_call_id="c1", content=json.dumps({"files": []})),
+    ]) == "guarded tool ran"
 
 
 async def test_workspace_files_round_trip_and_refuse_traversal(harness):
@@ -200,3 +216,56 @@ async def test_no_tool_blocks_longer_than_the_cap(settings):
         TOOLS.pop("nap")
     assert time.perf_counter() - started < 3
     assert result.error.startswith("tool_timeout") and "run_sub_session" in result.error
+
+
+async def nap_through_cancellation(arguments, context) -> str:
+    try:
+        await asyncio.sleep(arguments.seconds)
+    except asyncio.CancelledError:
+        await asyncio.sleep(arguments.seconds)  # a tool that does not honour cancellation
+    return "done"
+
+
+async def test_a_tool_that_ignores_cancellation_is_not_waited_for_past_the_cap(settings):
+    harness = ToolHarness(settings.model_copy(update={"tool_timeout_seconds": 1}))
+    TOOLS["stubborn"] = Tool("stubborn", "Sleeps through cancellation.", NapInput, nap_through_cancellation)
+    try:
+        session_id, user_id = await harness.new_session()
+        started = time.perf_counter()
+        result = await harness.run(harness.request(session_id, user_id, "stubborn", {"seconds": 8}))
+        capped = time.perf_counter() - started
+        # Stop (the activity cancelled) does not wait for it either.
+        environment = ActivityEnvironment()
+        task = asyncio.create_task(harness.run(harness.request(session_id, user_id, "stubborn", {"seconds": 8}),
+                                               environment))
+        await asyncio.sleep(0.2)
+        started = time.perf_counter()
+        environment.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        cancelled = time.perf_counter() - started
+    finally:
+        TOOLS.pop("stubborn")
+    assert capped < 3 and result.error.startswith("tool_timeout") and "run_sub_session" in result.error
+    assert cancelled < 1
+
+
+async def test_a_forbidden_tool_is_permission_denied_whatever_its_kind(harness):
+    session_id, user_id = await harness.new_session()
+    for name, arguments in (("run_sub_session", {"prompt": "escape"}),
+                            ("get_sub_session_result", {"sub_session_id": "x"})):
+        result = await harness.run(harness.request(session_id, user_id, name, arguments, allowed=["get_current_time"]))
+        assert result.error == f"permission_denied: This session may not use '{name}'.", name
+
+
+async def test_a_large_output_gets_a_safe_name_and_is_stored_once_per_call(settings):
+    harness = ToolHarness(settings.model_copy(update={"tool_output_max_chars": 1000, "bash_output_max_chars": 5000}))
+    session_id, user_id = await harness.new_session()
+    # Provider tool-call ids are not file names (this shape is Kimi's).
+    request = harness.request(session_id, user_id, "bash_exec", {"command": "head -c 4000 /dev/zero | tr '\\0' 'y'"},
+                              call_id="functions.bash_exec:0")
+    first = await harness.run(request)
+    again = await harness.run(request)  # a retried activity
+    assert first.error is None and first.output["truncated"] is True
+    assert again.output["full_output"] == first.output["full_output"]
+    rows = await db_rows(settings.database_url, "SELECT id, name FROM workspace_files WHERE user_id = :u", u=user_id)
+    assert len(rows) == 1 and rows[0]["name"].startswith("bash_exec-output-")

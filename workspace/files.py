@@ -5,6 +5,7 @@ import uuid
 from typing import Optional, Sequence
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversation.sessions import ensure_user
@@ -40,16 +41,34 @@ def parse_file_ref(ref: str) -> Optional[str]:
 
 
 async def save_file(db: AsyncSession, storage: WorkspaceStorage, user_id: str, session_id: Optional[str],
-                    name: str, data: bytes, max_bytes: int, content_type: str = "text/plain") -> WorkspaceFile:
+                    name: str, data: bytes, max_bytes: int, content_type: str = "text/plain",
+                    file_id: Optional[str] = None) -> WorkspaceFile:
+    """Stores a new file. With a `file_id` (32 hex digits) the call is idempotent: a file already
+    stored under that id for this user is returned as it is."""
     check_name(name)
     if len(data) > max_bytes:
         raise WorkspaceError("too_large", f"The file is {len(data)} bytes; the limit is {max_bytes}.")
+    if file_id is not None:
+        if parse_file_ref(file_id) is None:
+            raise ValueError("a file id is 32 hex digits")
+        existing = await owned_file(db, user_id, file_id)
+        if existing is not None:
+            return existing
     await ensure_user(db, user_id)
-    record = WorkspaceFile(id=uuid.uuid4().hex, user_id=user_id, session_id=session_id, name=name,
+    record = WorkspaceFile(id=file_id or uuid.uuid4().hex, user_id=user_id, session_id=session_id, name=name,
                            size_bytes=len(data), content_type=content_type, created_at=utcnow())
     await storage.put(user_id, record.id, data)
     db.add(record)
-    await db.commit()
+    try:
+        await db.commit()
+    except IntegrityError:
+        if file_id is None:
+            raise
+        await db.rollback()  # stored at the same moment by another attempt of the same call
+        existing = await owned_file(db, user_id, file_id)
+        if existing is None:
+            raise
+        return existing
     return record
 
 
