@@ -1,4 +1,5 @@
-"""What Stop leaves behind: the partial answer, a result for every open tool call, a marker."""
+"""What Stop leaves behind: the partial answer, a result for every tool call (its real one when it
+had finished, "stopped by user" when not), a marker."""
 
 import json
 
@@ -42,7 +43,8 @@ class StopActivities:
     @activity.defn
     async def record_stop(self, request: StopRequest) -> None:
         rows: list[NewMessageRow] = []
-        if not request.open_tool_calls:
+        finished = request.finished_tool_results
+        if not request.open_tool_calls and not finished:
             # Stopped while the model was answering: keep what it had said. (If the round had
             # finished, its rows exist under the same keys and these are skipped.)
             text, reasoning = await partial_round(self.redis, request.stream_key, request.round_index)
@@ -50,6 +52,8 @@ class StopActivities:
                 rows.append(NewMessageRow(key=f"reasoning:{request.round_index}", role="reasoning", content=reasoning))
             if text:
                 rows.append(NewMessageRow(key=f"assistant:{request.round_index}", role="assistant", content=text))
+        rows += [NewMessageRow(key=f"tool:{r.tool_call_id}", role="tool", content=r.model_content(),
+                               tool_call_id=r.tool_call_id) for r in finished]
         rows += [NewMessageRow(key=f"tool:{call.id}", role="tool", content=STOPPED_RESULT, tool_call_id=call.id)
                  for call in request.open_tool_calls]
         rows.append(NewMessageRow(key="stop", role="system", content=STOP_MARKER))
@@ -57,6 +61,10 @@ class StopActivities:
             await insert_rows(db, request.session_id, request.turn_id, rows)
 
         publisher = StreamPublisher(self.redis, request.stream_key, self.retention_seconds)
+        for result in finished:  # already on the stream, unless Stop came first (written once)
+            part = (ui_stream.tool_output_error(result.tool_call_id, result.error) if result.error is not None
+                    else ui_stream.tool_output_available(result.tool_call_id, result.output))
+            await publisher.publish_once(f"tool-output-{result.tool_call_id}", [part])
         for call in request.open_tool_calls:
             await publisher.publish_once(f"tool-output-{call.id}", [ui_stream.tool_output_error(call.id, STOP_MARKER)])
         await publisher.close_open_parts()

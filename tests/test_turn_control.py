@@ -11,7 +11,7 @@ from offline_model import chunks
 from tests.conftest import make_user
 from tests.helpers import follow, marker, new_session, send, session_rows
 from tests.scripted_model import Stream, text_reply
-from tests.sse_client import assembled_text, assert_well_formed, part_types, parts, read_events
+from tests.sse_client import assembled_text, assert_well_formed, iter_events, part_types, parts, read_events
 from tools.base import Tool
 from tools.registry import TOOLS
 from pydantic import BaseModel
@@ -193,6 +193,36 @@ async def test_stop_during_a_tool_that_ignores_cancellation(http, user, scripted
     assert tool_results == [{"role": "tool", "content": '{"error": "stopped by user"}', "tool_call_id": "call_nap"}]
     rows = await session_rows(stack.database_url, session_id)
     assert [r["role"] for r in rows][:4] == ["user", "assistant", "tool", "system"]
+
+
+async def test_stop_keeps_the_result_of_a_tool_that_finished_in_the_round(http, user, scripted, stack, stubborn_tool):
+    tag = marker()
+    scripted.script(tag, Stream([chunks.tool_call(0, "", call_id="call_time", name="get_current_time"),
+                                 chunks.tool_call(0, '{"timezone": "UTC"}'),
+                                 chunks.tool_call(1, "", call_id="call_slow", name="stubborn_nap"),
+                                 chunks.tool_call(1, '{"seconds": 5}'), chunks.finish("tool_calls"),
+                                 chunks.usage(1, 1, 0.0001)]),
+                    text_reply("After the stop."))
+    session_id = await new_session(http, user)
+    async with http.stream("POST", f"/api/chat/sessions/{session_id}/stream", json={"message": f"both {tag}"},
+                           headers=user.headers) as response:
+        async for event in iter_events(response):
+            part = event.part or {}
+            if part.get("type") == "tool-output-available" and part["toolCallId"] == "call_time":
+                shown = part["output"]
+                break
+
+    assert (await stop(http, user, session_id)) == {"stopped": True}
+
+    rows = await session_rows(stack.database_url, session_id)
+    results = {r["tool_call_id"]: r["content"] for r in rows if r["role"] == "tool"}
+    assert json.loads(results["call_time"]) == shown  # what the client saw, not "stopped by user"
+    assert results["call_slow"] == '{"error": "stopped by user"}'
+    replay = parts(await follow(http, user, session_id))
+    assert [p["type"] for p in replay if p.get("toolCallId") == "call_time"][-1] == "tool-output-available"
+    await send(http, user, session_id, f"next {tag}")
+    sent = {m["tool_call_id"]: m["content"] for m in scripted.requests_for(tag)[-1]["messages"] if m["role"] == "tool"}
+    assert sent == results
 
 
 async def test_stop_is_idempotent_and_quick_when_idle(http, user, scripted):
