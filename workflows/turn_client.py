@@ -6,7 +6,7 @@ from typing import Optional
 
 from temporalio.client import (
     Client, WithStartWorkflowOperation, WorkflowContinuedAsNewError, WorkflowExecutionStatus, WorkflowFailureError,
-    WorkflowUpdateFailedError,
+    WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -25,15 +25,24 @@ from workflows.copilot_turn import CopilotTurnWorkflow, turn_workflow_id
 
 
 CLOSING_RETRIES = 250  # x 20 ms: a closing turn finishes its last activity well within this
+STOP_WAIT_SECONDS = 15.0  # how long `stop_turn` waits for the turn to close
+TURN_CLOSING = "turn_closing: the previous turn is still finishing."
 
 
 class MessageRefused(Exception):
-    """The turn's validator refused the message (empty, too long, buffer full)."""
+    """The turn's validator refused the message (empty, too long, buffer full), or the previous
+    turn was still closing after every retry (`closing`: worth sending again shortly)."""
 
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
         self.buffer_full = message.startswith("buffer_full")
+        self.closing = message.startswith("turn_closing")
+
+
+class StopPending(Exception):
+    """The stop was asked for, but the turn had not closed within the wait. The stop stays
+    requested; asking again (stop is idempotent) waits for it."""
 
 
 async def connect_temporal(settings: Settings) -> Client:
@@ -95,9 +104,10 @@ async def submit_message(client: Client, settings: Settings, input: TurnInput, m
             if not failure.cause.message.startswith("turn_closing") or attempt == CLOSING_RETRIES - 1:
                 raise MessageRefused(failure.cause.message) from failure
         except RPCError as failure:
-            if attempt == CLOSING_RETRIES - 1 or failure.status not in (RPCStatusCode.NOT_FOUND,
-                                                                        RPCStatusCode.FAILED_PRECONDITION):
+            if failure.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
                 raise
+            if attempt == CLOSING_RETRIES - 1:  # the turn ended under us every time: still closing
+                raise MessageRefused(TURN_CLOSING) from failure
         await asyncio.sleep(0.02)
     raise RuntimeError("unreachable")
 
@@ -118,9 +128,14 @@ async def running_turn_state(client: Client, session_id: str) -> Optional[TurnSt
         raise
 
 
-async def stop_turn(client: Client, session_id: str, timeout_seconds: float = 15.0) -> bool:
+async def stop_turn(client: Client, session_id: str, timeout_seconds: Optional[float] = None) -> bool:
     """Stops the session's running turn and returns once that turn has closed (the session is
-    idle, or already working on follow-ups queued before the stop). False when nothing ran."""
+    idle, or already working on follow-ups queued before the stop). False when nothing ran.
+    Raises `StopPending` when the turn has not closed within `timeout_seconds` (default
+    `STOP_WAIT_SECONDS`); nothing is terminated, the stop stays requested."""
+    timeout = STOP_WAIT_SECONDS if timeout_seconds is None else timeout_seconds
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     try:
         description = await client.get_workflow_handle(turn_workflow_id(session_id)).describe()
     except RPCError as failure:
@@ -131,13 +146,17 @@ async def stop_turn(client: Client, session_id: str, timeout_seconds: float = 15
         return False
     run = client.get_workflow_handle(turn_workflow_id(session_id), run_id=description.run_id)
     try:
-        stopped = await asyncio.wait_for(run.execute_update(CopilotTurnWorkflow.stop), timeout_seconds)
+        stopped = await asyncio.wait_for(run.execute_update(CopilotTurnWorkflow.stop), timeout)
     except (WorkflowUpdateFailedError, RPCError):
         return False  # the turn closed on its own meanwhile
+    except (asyncio.TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):  # the SDK's name for a cut wait
+        raise StopPending(f"the turn of session {session_id} did not take the stop within {timeout:.0f}s") from None
     try:
-        await asyncio.wait_for(run.result(follow_runs=False), timeout_seconds)
+        await asyncio.wait_for(run.result(follow_runs=False), max(deadline - loop.time(), 0.1))
     except (WorkflowContinuedAsNewError, WorkflowFailureError):
         pass
+    except asyncio.TimeoutError:
+        raise StopPending(f"the turn of session {session_id} did not close within {timeout:.0f}s") from None
     return stopped
 
 

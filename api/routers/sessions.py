@@ -42,6 +42,9 @@ async def _submit(temporal, settings, session: ChatSession, user_id: str, text: 
         if refusal.buffer_full:
             raise ApiError(429, "buffer_full", f"{settings.max_pending_messages} messages are already queued for "
                            "this session; wait for the assistant to catch up.")
+        if refusal.closing:  # the message is fine; the previous turn is slow to close: send it again
+            raise ApiError(409, "turn_closing", "The previous turn is still finishing; send the message again "
+                           "in a moment.", details={"retryable": True}, headers={"Retry-After": "1"})
         raise ApiError(422, "invalid_message", refusal.message)
 
 
@@ -64,6 +67,14 @@ async def _accept_message(db, redis, settings, session: ChatSession, user_id: st
                        f"{settings.message_rate_window_seconds}s; try again in {rate.retry_after_seconds}s.",
                        headers={"Retry-After": str(rate.retry_after_seconds)})
     return text
+
+
+async def _release(db) -> None:
+    """Gives the request's database connection back before a long wait: a stream lasts as long as
+    the answer (and `/turns` may wait for hours), and a connection held idle in a transaction
+    for that time would cap the concurrent streams at the size of the pool. The loaded session
+    object stays readable."""
+    await db.close()
 
 
 def summary(session: ChatSession) -> SessionSummary:
@@ -120,7 +131,7 @@ async def delete_session(session_id: str, user: CurrentUser, db: DbDep, temporal
 @router.post(
     "/{session_id}/stream",
     responses={**ERRORS, 200: SSE_DOC, 202: {"model": QueuedResponse, "description": "A turn is running; queued."},
-               422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}},
+               409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}},
     response_model=None,
 )
 async def send_message(session_id: str, body: SendMessageRequest, user: CurrentUser, db: DbDep,
@@ -130,6 +141,7 @@ async def send_message(session_id: str, body: SendMessageRequest, user: CurrentU
     session = await _owned(db, user, session_id)
     text = await _accept_message(db, redis, settings, session, user.id, body.message)
     title = await store.set_title_if_missing(db, session, text)
+    await _release(db)
     result = await _submit(temporal, settings, session, user.id, text, title)
     if result.queued:
         queued = QueuedResponse(turn_id=result.turn_id, message_id=result.message_id,
@@ -139,7 +151,8 @@ async def send_message(session_id: str, body: SendMessageRequest, user: CurrentU
 
 
 @router.post("/{session_id}/turns", response_model=TurnOutcome,
-             responses={**ERRORS, 422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}})
+             responses={**ERRORS, 409: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
+                        429: {"model": ErrorResponse}})
 async def run_turn(session_id: str, body: RunTurnRequest, user: CurrentUser, db: DbDep, temporal: TemporalDep,
                    redis: RedisDep, settings: SettingsDep, sessions: SessionMakerDep) -> TurnOutcome:
     """Runs (or queues) a turn and waits up to `wait_seconds` for its answer: request/response
@@ -147,6 +160,7 @@ async def run_turn(session_id: str, body: RunTurnRequest, user: CurrentUser, db:
     session = await _owned(db, user, session_id)
     text = await _accept_message(db, redis, settings, session, user.id, body.message)
     title = await store.set_title_if_missing(db, session, text)
+    await _release(db)
     submitted = await _submit(temporal, settings, session, user.id, text, title)
     if submitted.queued:
         return TurnOutcome(status="queued", queued=True, pending_buffer_length=submitted.buffer_length)
@@ -166,12 +180,18 @@ async def pending_messages(session_id: str, user: CurrentUser, db: DbDep, tempor
                            max_buffer_length=state.max_buffer_length, messages=state.pending)
 
 
-@router.post("/{session_id}/stop", response_model=StopResponse, responses=ERRORS)
+@router.post("/{session_id}/stop", response_model=StopResponse, responses={**ERRORS, 503: {"model": ErrorResponse}})
 async def stop_turn(session_id: str, user: CurrentUser, db: DbDep, temporal: TemporalDep) -> StopResponse:
     """Stops the running turn: what it had said is kept, open tool calls get a "stopped by user"
-    result, and the call returns once the session is idle. Idempotent."""
+    result, and the call returns once the session is idle. Idempotent. `503 stop_pending` when the
+    turn has not closed in time (the stop stays requested; call again to wait for it)."""
     session = await _owned(db, user, session_id)
-    return StopResponse(stopped=await turn_client.stop_turn(temporal, session.id))
+    try:
+        return StopResponse(stopped=await turn_client.stop_turn(temporal, session.id))
+    except turn_client.StopPending:
+        raise ApiError(503, "stop_pending", "The stop was requested but the turn has not closed yet; call stop "
+                       "again (it is idempotent) to wait for it.", details={"retryable": True},
+                       headers={"Retry-After": "1"})
 
 
 @router.get("/{session_id}/stream", responses={**ERRORS, 200: SSE_DOC}, response_class=StreamingResponse)
@@ -181,6 +201,7 @@ async def follow_turn(session_id: str, user: CurrentUser, db: DbDep, redis: Redi
     """Re-attaches to the session's running (or most recent) turn: from the start, or after
     `Last-Event-ID` / `?from=` when reconnecting."""
     session = await _owned(db, user, session_id)
+    await _release(db)
     after = last_event_id or from_ or STREAM_START
     if not valid_entry_id(after):
         raise ApiError(422, "invalid_event_id", "An event id looks like '1700000000000-0'.")
