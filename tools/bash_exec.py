@@ -67,7 +67,8 @@ def _limits(cpu_seconds: int):
 
 async def bash_exec(arguments: BashExecInput, context: ToolContext) -> dict:
     settings = context.services.settings
-    timeout = min(arguments.timeout, int(settings.tool_timeout_seconds))
+    # Within the call's budget, so a command that runs too long ends with its own `timed_out` result.
+    timeout = max(1, min(arguments.timeout, int(context.budget_seconds) - 1))
     cwd = session_directory(settings.workspace_dir, context.session_id)
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(cwd), "LANG": "C.UTF-8"}
     process = await asyncio.create_subprocess_exec(

@@ -238,7 +238,7 @@ class CopilotTurnWorkflow:
             else:
                 result = await self._tool_activity(stream_key, call, self._allowed_tools, deadline)
         except ActivityError as failure:
-            if self._stop_requested or isinstance(failure.cause, CancelledError):
+            if isinstance(failure.cause, CancelledError):  # Stop: record_stop gives it its result
                 raise
             result = ToolResult(tool_call_id=call.id, name=call.name, error=tool_failure(call.name, failure, cap),
                                 published=False)
