@@ -188,7 +188,7 @@ async def test_a_long_sub_answers_running_before_the_tool_cap(http, user, script
             session_id = await new_session(capped_http, user)
             started = time.perf_counter()
             first = tool_output(await send(capped_http, user, session_id, f"Start {parent_tag}"))
-            assert time.perf_counter() - started < 6
+            assert time.perf_counter() - started < 8  # the sub alone takes 15 s
             assert first["status"] == "running", first
             sub_id = first["sub_autopilot_session_id"]
 
