@@ -14,7 +14,7 @@ from activities.heartbeat import heartbeating
 from models import ui_stream
 from models.turn import RoundRequest, RoundResult, Usage
 from settings import Settings
-from stream_relay.publisher import StreamPublisher
+from stream_relay.publisher import PartBatcher, StreamPublisher
 from stream_relay.round_assembler import RoundAssembler, reasoning_text, usage_from_chunk
 from tools.registry import tool_schemas
 
@@ -85,6 +85,9 @@ class ModelActivities:
         await publisher.publish_once(f"start-step-{request.round_index}", [ui_stream.start_step()])
 
         assembler = RoundAssembler(f"r{request.round_index}a{attempt}")
+        # Reading the model never waits on Redis: parts are written in the background, batched
+        # by what accumulates during one round trip (see PartBatcher).
+        batcher = PartBatcher(publisher)
         body = build_request(self.settings, request)
         usage, finish_reason = Usage(), None
         try:
@@ -109,26 +112,28 @@ class ModelActivities:
                             )
                         finish_reason = choice.finish_reason or finish_reason
                     if parts:
-                        await publisher.publish(*parts)
+                        batcher.add(parts)
             if finish_reason is None:
                 raise ApplicationError("The model stream ended before the answer was complete.",
                                        type="ModelProviderError")
         except ApplicationError:
-            await publisher.publish(*assembler.close_open())
+            batcher.add(assembler.close_open())
+            await batcher.flush()
             raise
         except openai.OpenAIError as error:
-            await publisher.publish(*assembler.close_open())
+            batcher.add(assembler.close_open())
+            await batcher.flush()
             log.warning("model round failed: session=%s round=%s attempt=%s error=%s",
                         request.session_id, request.round_index, attempt, type(error).__name__)
             raise _provider_failure(error) from error
         except BaseException:
             # Cancelled (Stop) or the worker shutting down: leave the stream well-formed.
-            await publisher.publish(*assembler.close_open())
+            batcher.add(assembler.close_open())
+            await batcher.flush()
             raise
 
-        final_parts = assembler.finish()
-        if final_parts:
-            await publisher.publish(*final_parts)
+        batcher.add(assembler.finish())
+        await batcher.flush()
         if usage.cost_microdollars is None:
             log.error("model round reported no cost: session=%s round=%s model=%s",
                       request.session_id, request.round_index, body["model"])

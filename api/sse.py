@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from models import ui_stream
 from settings import Settings
 from stream_relay.keys import latest_turn_key, turn_stream_key
-from stream_relay.reader import STREAM_START, read_stream
+from stream_relay.reader import STREAM_START, read_stream_batches
 
 IDLE_TIMEOUT_TEXT = "The answer stopped arriving. Reload the session to see what was saved, then try again."
 NEXT_TURN_WAIT_SECONDS = 10.0
@@ -35,29 +35,45 @@ async def _next_turn(redis: Redis, session_id: str, previous_turn: str) -> Optio
 
 async def sse_events(redis: Redis, session_id: str, turn_id: str, after: str, settings: Settings,
                      follow_next_turns: bool) -> AsyncIterator[str]:
+    """The turn's events, each read's worth in one chunk: one socket write per Redis read, not
+    per part, and the parts' JSON goes out as the publisher stored it (no decode, no re-encode)."""
     while True:
-        async for event in read_stream(redis, turn_stream_key(session_id, turn_id), after,
-                                       settings.stream_keepalive_seconds, settings.stream_idle_timeout_seconds):
-            if event.kind == "part":
-                yield _event(event.entry_id, json.dumps(event.part, separators=(",", ":")))
-            elif event.kind == "keepalive":
-                yield ": keep-alive\n\n"
-            elif event.kind == "idle_timeout":
-                # The protocol's chunks are strict objects, so the code travels in a data part.
-                yield _event(None, json.dumps(ui_stream.data("stream-error", {"code": "idle_timeout", "retryable": True})))
-                yield _event(None, json.dumps(ui_stream.error(IDLE_TIMEOUT_TEXT)))
-                yield _event(None, "[DONE]")
-                return
-            elif follow_next_turns and event.continues:
-                next_turn = await _next_turn(redis, session_id, turn_id)
-                if next_turn is not None:
-                    turn_id, after = next_turn, STREAM_START
-                    break
-                yield _event(event.entry_id, "[DONE]")
-                return
-            else:
-                yield _event(event.entry_id, "[DONE]")
-                return
+        next_turn = None
+        async for batch in read_stream_batches(redis, turn_stream_key(session_id, turn_id), after,
+                                               settings.stream_keepalive_seconds,
+                                               settings.stream_idle_timeout_seconds):
+            out = []
+            for event in batch:
+                if event.kind == "part":
+                    out.append(_event(event.entry_id, event.raw))
+                elif event.kind == "keepalive":
+                    out.append(": keep-alive\n\n")
+                elif event.kind == "idle_timeout":
+                    # The protocol's chunks are strict objects, so the code travels in a data part.
+                    out.append(_event(None, json.dumps(ui_stream.data("stream-error", {"code": "idle_timeout",
+                                                                                        "retryable": True}))))
+                    out.append(_event(None, json.dumps(ui_stream.error(IDLE_TIMEOUT_TEXT))))
+                    out.append(_event(None, "[DONE]"))
+                    yield "".join(out)
+                    return
+                elif follow_next_turns and event.continues:
+                    if out:  # what this turn said goes out before the wait for the next one
+                        yield "".join(out)
+                        out = []
+                    next_turn = await _next_turn(redis, session_id, turn_id)
+                    if next_turn is None:
+                        out.append(_event(event.entry_id, "[DONE]"))
+                        yield "".join(out)
+                        return
+                else:
+                    out.append(_event(event.entry_id, "[DONE]"))
+                    yield "".join(out)
+                    return
+            if out:
+                yield "".join(out)
+        if next_turn is None:
+            return
+        turn_id, after = next_turn, STREAM_START
 
 
 def sse_response(redis: Redis, session_id: str, turn_id: str, settings: Settings, after: str = STREAM_START,

@@ -12,20 +12,66 @@ from stream_relay.publisher import CONTINUES_FIELD, END_FIELD, PART_FIELD
 
 STREAM_START = "0-0"
 MAX_BLOCK_SECONDS = 20.0  # below the Redis client's socket timeout
+READ_COUNT = 500  # entries per read at most: a fast stream's backlog goes out in few large writes
 
 
 @dataclass(frozen=True)
 class StreamEvent:
     kind: Literal["part", "end", "keepalive", "idle_timeout"]
     entry_id: Optional[str] = None
-    part: Optional[dict[str, Any]] = None
+    raw: Optional[str] = None  # the part's JSON exactly as stored: relayed to clients without re-encoding
     continues: bool = False  # on "end": the session's next turn follows at once
+
+    @property
+    def part(self) -> Optional[dict[str, Any]]:
+        return json.loads(self.raw) if self.raw is not None else None
 
 
 def valid_entry_id(value: str) -> bool:
     """A Redis stream entry id: `<ms>-<seq>`, both whole numbers."""
     ms, sep, seq = value.partition("-")
     return bool(sep) and ms.isdigit() and seq.isdigit() and len(value) <= 41
+
+
+async def read_stream_batches(
+    redis: Redis,
+    stream_key: str,
+    after: str = STREAM_START,
+    keepalive_seconds: float = 15.0,
+    idle_timeout_seconds: float = 600.0,
+) -> AsyncIterator[list[StreamEvent]]:
+    """Yields the entries after `after`, as many as one read returns at a time, until the end
+    marker; keep-alives while quiet.
+
+    One batch is everything Redis had when asked, so a relay can send it in one write: a fast
+    stream costs one read and one write per batch rather than per part, and a slow one still
+    sends each part as soon as it is written. A stream that stays silent for
+    `idle_timeout_seconds` ends with an `idle_timeout` event, so a client never hangs on a turn
+    that will not produce anything more.
+    """
+    last_activity = time.monotonic()
+    while True:
+        quiet_for = time.monotonic() - last_activity
+        if quiet_for >= idle_timeout_seconds:
+            yield [StreamEvent(kind="idle_timeout")]
+            return
+        block_seconds = min(keepalive_seconds, idle_timeout_seconds - quiet_for, MAX_BLOCK_SECONDS)
+        response = await redis.xread({stream_key: after}, count=READ_COUNT, block=max(1, int(block_seconds * 1000)))
+        if not response:
+            if time.monotonic() - last_activity < idle_timeout_seconds:
+                yield [StreamEvent(kind="keepalive")]
+            continue
+        last_activity = time.monotonic()
+        batch: list[StreamEvent] = []
+        for _key, entries in response:
+            for entry_id, fields in entries:
+                after = entry_id
+                if END_FIELD in fields:
+                    batch.append(StreamEvent(kind="end", entry_id=entry_id, continues=CONTINUES_FIELD in fields))
+                    yield batch
+                    return
+                batch.append(StreamEvent(kind="part", entry_id=entry_id, raw=fields[PART_FIELD]))
+        yield batch
 
 
 async def read_stream(
@@ -35,28 +81,7 @@ async def read_stream(
     keepalive_seconds: float = 15.0,
     idle_timeout_seconds: float = 600.0,
 ) -> AsyncIterator[StreamEvent]:
-    """Yields every entry after `after` until the end marker; keep-alives while quiet.
-
-    A stream that stays silent for `idle_timeout_seconds` ends with an `idle_timeout` event, so a
-    client never hangs on a turn that will not produce anything more.
-    """
-    last_activity = time.monotonic()
-    while True:
-        quiet_for = time.monotonic() - last_activity
-        if quiet_for >= idle_timeout_seconds:
-            yield StreamEvent(kind="idle_timeout")
-            return
-        block_seconds = min(keepalive_seconds, idle_timeout_seconds - quiet_for, MAX_BLOCK_SECONDS)
-        response = await redis.xread({stream_key: after}, count=200, block=max(1, int(block_seconds * 1000)))
-        if not response:
-            if time.monotonic() - last_activity < idle_timeout_seconds:
-                yield StreamEvent(kind="keepalive")
-            continue
-        last_activity = time.monotonic()
-        for _key, entries in response:
-            for entry_id, fields in entries:
-                after = entry_id
-                if END_FIELD in fields:
-                    yield StreamEvent(kind="end", entry_id=entry_id, continues=CONTINUES_FIELD in fields)
-                    return
-                yield StreamEvent(kind="part", entry_id=entry_id, part=json.loads(fields[PART_FIELD]))
+    """Yields every entry after `after` until the end marker, one event at a time."""
+    async for batch in read_stream_batches(redis, stream_key, after, keepalive_seconds, idle_timeout_seconds):
+        for event in batch:
+            yield event
