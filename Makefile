@@ -25,8 +25,16 @@ $(AI_SDK): tests/ai_sdk/package-lock.json
 test: $(STAMP) $(AI_SDK)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
-	$(BIN)/python -m bench.first_token
+# Benchmarks against a stack of their own on free loopback ports (about 10 minutes on 2 cores):
+# tables in bench/results/latest.md, every figure in bench/results/<time>.json.
+# Smaller: make bench ARGS=--quick; a subset: make bench ARGS='--only ttft,throughput'.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	timeout 1800 $(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

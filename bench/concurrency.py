@@ -1,0 +1,121 @@
+"""3. Concurrency: N sessions streaming at once, each answer paced like a hosted model.
+
+Turns start at `start_rate` per second (a burst of N update-with-starts would measure the start
+path, which benchmark 4 does), and every answer lasts the ramp plus `steady_seconds`, so all N
+streams overlap for at least `steady_seconds`. Inter-token delay is the gap between consecutive
+`text-delta` parts at one client (the model sends one every 1/tps s); CPU and memory of every
+process of the stack are sampled meanwhile.
+"""
+
+import asyncio
+from pathlib import Path
+from typing import Optional
+
+from bench.metrics import ResourceMonitor, ms, percentile, summary_ms
+from bench.model_server import directive
+from bench.profile import Profiler
+from bench.stack import BenchStack
+
+# Percent of one core at which a single-threaded event loop counts as saturated.
+SATURATED_PCT = 85.0
+SINGLE_LOOP = ("API", "worker", "model server", "bench client")
+
+
+async def _sessions(stack: BenchStack, count: int) -> list[tuple[str, dict]]:
+    gate = asyncio.Semaphore(20)
+
+    async def one() -> tuple[str, dict]:
+        async with gate:
+            return await stack.new_session()
+
+    return await asyncio.gather(*(one() for _ in range(count)))
+
+
+def _peak_overlap(intervals: list[tuple[float, float]]) -> int:
+    points = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    live = peak = 0
+    for _, step in points:
+        live += step
+        peak = max(peak, live)
+    return peak
+
+
+def saturation(resources: dict, sessions: int, peak_streams: int) -> list[str]:
+    """What hit its limit: streams that could not all run at once (turns waited to start), a
+    Python event loop near one core, or the machine near all its cores."""
+    hot = []
+    if peak_streams < 0.9 * sessions:
+        hot.append(f"at most {peak_streams} of {sessions} streams at once")
+    hot += [f"{name} ({r['cpu_avg_pct']:.0f}% of a core)" for name, r in resources.items()
+            if name in SINGLE_LOOP and (r.get("cpu_avg_pct") or 0) >= SATURATED_PCT]
+    machine = resources.get("machine", {})
+    if (machine.get("cpu_avg_pct") or 0) >= 90 * machine.get("cores", 2):
+        hot.append(f"machine ({machine['cpu_avg_pct']:.0f}% of {machine['cores']} cores)")
+    return hot
+
+
+async def run_level(stack: BenchStack, sessions: int, tps: float, steady_seconds: float, start_rate: float,
+                    profile_dir: Optional[Path] = None) -> dict:
+    ramp = sessions / start_rate
+    words = int(tps * (ramp + steady_seconds))
+    timeout = ramp + 3 * words / tps + 60
+    opened = await _sessions(stack, sessions)
+    monitor = ResourceMonitor(stack.pids)
+    profiler = None
+    if profile_dir is not None:
+        profiler = Profiler({"api": stack.pids["API"], "worker": stack.pids["worker"]}, profile_dir,
+                            f"concurrency-{sessions}", seconds=min(20, steady_seconds + ramp))
+    monitor.start()
+
+    async def client(index: int, session_id: str, headers: dict):
+        await asyncio.sleep(index / start_rate)
+        if index == 0 and profiler is not None:
+            await profiler.start()
+        return await stack.system_turn(session_id, headers, f"stream {index} {directive(words=words, tps=tps)}",
+                                       timeout=timeout)
+
+    results = await asyncio.gather(*(client(i, s, h) for i, (s, h) in enumerate(opened)))
+    resources = await monitor.stop()
+    profile = await profiler.finish() if profiler is not None else None
+    gaps = [gap for r in results for gap in r.gaps()]
+    # Once the last turn has its first token no turn is starting: the gaps after that show the
+    # streaming path on its own, the rest include the cost of turns starting meanwhile.
+    all_started = max((r.token_times[0] for r in results if r.token_times), default=0.0)
+    steady = [b - a for r in results for a, b in zip(r.token_times, r.token_times[1:]) if a >= all_started]
+    first_tokens = [r.first_token for r in results if r.first_token is not None]
+    statuses: dict[str, int] = {}
+    for r in results:
+        key = r.failure or str(r.status)
+        statuses[key] = statuses.get(key, 0) + 1
+    completed = sum(r.ok for r in results)
+    streams = [(r.token_times[0], r.token_times[-1]) for r in results if len(r.token_times) > 1]
+    wall = max((end for _, end in streams), default=0) - min((start for start, _ in streams), default=0)
+    delivered = sum(len(r.token_times) for r in results)
+    peak = _peak_overlap(streams)
+    still_running = await stack.wait_idle([s for s, _ in opened], {s: h for s, h in opened}, timeout=180)
+    return {
+        "sessions": sessions, "tokens_per_s_each": tps, "answer_tokens": words, "start_rate_per_s": start_rate,
+        "completed": completed, "errors": sessions - completed, "statuses": statuses,
+        "error_parts": sum(r.errors for r in results), "still_running_after": still_running,
+        "peak_concurrent_streams": peak,
+        "tokens_delivered": delivered, "tokens_expected": words * sessions,
+        "aggregate_tokens_per_s": round(delivered / wall) if wall > 0 else None,
+        "inter_token": {**summary_ms(gaps), "p90_ms": ms(percentile(gaps, 90)), "ideal_ms": round(1000 / tps, 1)},
+        "inter_token_after_all_started": {**summary_ms(steady), "p90_ms": ms(percentile(steady, 90))},
+        "first_token": summary_ms(first_tokens),
+        "resources": resources, "saturated": saturation(resources, sessions, peak),
+        **({"profile": profile} if profile else {}),
+    }
+
+
+async def run(stack: BenchStack, levels: list[int], tps: float, steady_seconds: float, start_rate: float,
+              profile_dir: Optional[Path] = None, profile_level: Optional[int] = None) -> dict:
+    out = []
+    for sessions in levels:
+        result = await run_level(stack, sessions, tps, steady_seconds, start_rate,
+                                 profile_dir if sessions == profile_level else None)
+        out.append(result)
+        print(f"  concurrency {sessions}: completed {result['completed']}/{sessions}, inter-token p99 "
+              f"{result['inter_token']['p99_ms']} ms, saturated: {', '.join(result['saturated']) or 'nothing'}",
+              flush=True)
+    return {"levels": out}
