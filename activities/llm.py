@@ -14,7 +14,7 @@ from activities.heartbeat import heartbeating
 from models import ui_stream
 from models.turn import RoundRequest, RoundResult, Usage
 from settings import Settings
-from stream_relay.publisher import PartBatcher, StreamPublisher
+from stream_relay.publisher import RoundParts, StreamPublisher, StreamWriter
 from stream_relay.round_assembler import RoundAssembler, reasoning_text, usage_from_chunk
 from tools.registry import tool_schemas
 
@@ -67,6 +67,8 @@ class ModelActivities:
     def __init__(self, settings: Settings, redis: Redis):
         self.settings = settings
         self.redis = redis
+        # One writer for every round this worker streams, so concurrent turns share round trips.
+        self.writer = StreamWriter(redis, settings.stream_retention_seconds)
         base_url, api_key = settings.model_endpoint
         # Retries belong to Temporal (with backoff, visible in the UI), not to the HTTP client.
         self.client = AsyncOpenAI(
@@ -86,8 +88,8 @@ class ModelActivities:
 
         assembler = RoundAssembler(f"r{request.round_index}a{attempt}")
         # Reading the model never waits on Redis: parts are written in the background, batched
-        # by what accumulates during one round trip (see PartBatcher).
-        batcher = PartBatcher(publisher)
+        # by what accumulates during one round trip (see StreamWriter).
+        batcher = RoundParts(self.writer, request.stream_key)
         body = build_request(self.settings, request)
         usage, finish_reason = Usage(), None
         try:

@@ -78,35 +78,98 @@ class StreamPublisher:
         return len(closers)
 
 
-class PartBatcher:
-    """Publishes a model round's parts without making the model stream wait on Redis.
+class StreamWriter:
+    """Writes model-round parts for every turn one process streams, without making any model
+    stream wait on Redis.
 
-    `add` returns at once; one background task writes what has accumulated, one pipelined
-    round trip per batch. A part that arrives while nothing is being written goes out at once
+    `add` returns at once; one background task writes what has accumulated, from all turns, in
+    one pipelined round trip. A part that arrives while nothing is being written goes out at once
     (no timer, no added latency); parts that arrive during a write go together in the next one.
-    So at a human pace every part is its own batch, and a fast model's tokens are written in
-    batches as large as one Redis round trip lets accumulate, instead of one round trip each.
-    Every part is still its own stream entry, so event ids and resume are unchanged.
+    So a lone turn at a human pace sends each part on its own, a fast model's tokens go in
+    batches as large as one round trip lets accumulate, and a hundred turns streaming at once
+    share round trips instead of paying one each. Every part is still its own stream entry, so
+    event ids and resume are unchanged; parts of one turn are written in the order added.
     """
 
-    def __init__(self, publisher: StreamPublisher):
-        self.publisher = publisher
-        self._pending: list[dict[str, Any]] = []
-        self._writer: asyncio.Task | None = None
+    def __init__(self, redis: Redis, retention_seconds: int):
+        self.redis = redis
+        self.retention_seconds = retention_seconds
+        self._pending: list[tuple[str, list[str], asyncio.Future]] = []
+        self._task: asyncio.Task | None = None
 
-    def add(self, parts: Iterable[dict[str, Any]]) -> None:
-        if self._writer is not None and self._writer.done() and self._writer.exception() is not None:
-            self._writer.result()  # a failed write fails the round now, not at the end
-        self._pending.extend(parts)
-        if self._pending and (self._writer is None or self._writer.done()):
-            self._writer = asyncio.create_task(self._write())
+    def add(self, stream_key: str, parts: Iterable[dict[str, Any]]) -> asyncio.Future:
+        """Queues the parts; the future is done once they are in Redis (or failed to be)."""
+        done = asyncio.get_running_loop().create_future()
+        encoded = [json.dumps(p, separators=(",", ":")) for p in parts]
+        if not encoded:
+            done.set_result(None)
+            return done
+        self._pending.append((stream_key, encoded, done))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._write())
+        return done
 
     async def _write(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            await self.publisher.publish(*batch)
+        batch: list[tuple[str, list[str], asyncio.Future]] = []
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                await self._write_batch(batch)
+        except BaseException as stopped:
+            # Cancelled with the worker's shutdown: no round may wait for a write that never comes.
+            for _key, _parts, done in batch + self._pending:
+                if not done.done():
+                    done.set_exception(RuntimeError("the stream writer stopped") if isinstance(
+                        stopped, asyncio.CancelledError) else stopped)
+            self._pending = []
+            raise
+
+    async def _write_batch(self, batch: list[tuple[str, list[str], asyncio.Future]]) -> None:
+        error: BaseException | None = None
+        async with self.redis.pipeline(transaction=False) as pipe:
+            # The XADDs first, in order, so result i belongs to the i-th part; then one EXPIRE
+            # per stream (a dict keeps the keys in order, once each).
+            for stream_key, encoded, _ in batch:
+                for part in encoded:
+                    pipe.execute_command("XADD", stream_key, "*", PART_FIELD, part)
+            for stream_key in dict.fromkeys(key for key, _, _ in batch):
+                pipe.execute_command("EXPIRE", stream_key, self.retention_seconds)
+            try:
+                # A failed command fails only the turn whose parts it carried.
+                results = await pipe.execute(raise_on_error=False)
+            except Exception as failure:  # the connection itself: every turn in the batch
+                results, error = [], failure
+        index = 0
+        for _stream_key, encoded, done in batch:
+            failed = error or next((r for r in results[index:index + len(encoded)]
+                                    if isinstance(r, Exception)), None)
+            index += len(encoded)
+            if done.done():
+                continue
+            if failed is not None:
+                done.set_exception(failed)
+            else:
+                done.set_result(None)
+
+
+class RoundParts:
+    """One model round's parts going through the process's StreamWriter."""
+
+    def __init__(self, writer: StreamWriter, stream_key: str):
+        self.writer = writer
+        self.stream_key = stream_key
+        self._last: asyncio.Future | None = None
+
+    def add(self, parts: Iterable[dict[str, Any]]) -> None:
+        if self._last is not None and self._last.done() and self._last.exception() is not None:
+            self._last.result()  # a failed write fails the round now, not at the end
+        self._last = self.writer.add(self.stream_key, parts)
+        # Only the last write is awaited (flush); an earlier one's error is read here so asyncio
+        # does not report it as never retrieved (a later write of the round fails with it too).
+        self._last.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     async def flush(self) -> None:
-        """Waits until every added part is in Redis; raises the error of a failed write."""
-        if self._writer is not None:
-            await asyncio.shield(self._writer)
+        """Waits until every added part is in Redis; raises the error of a failed write.
+        Writes happen in order, so the last one done means all are."""
+        if self._last is not None:
+            await asyncio.shield(self._last)
