@@ -53,6 +53,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the API and worker during throughput and one concurrency level")
     parser.add_argument("--profile-level", type=int, default=200, help="the concurrency level to profile")
+    parser.add_argument("--worker-activity-slots", type=int,
+                        help="run the worker with this max_concurrent_activities instead of its own (a what-if)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the stack's temporary folder (logs)")
     args = parser.parse_args(argv)
@@ -139,7 +141,7 @@ def main(argv: list[str]) -> int:
     started = datetime.now(timezone.utc)
     command = "make bench" if not argv else "python -m bench " + " ".join(shlex.quote(a) for a in argv)
     print("starting the stack (PostgreSQL, Redis, Temporal, model, baseline, worker, API) ...", flush=True)
-    with BenchStack(keep=args.keep) as stack:
+    with BenchStack(keep=args.keep, worker_activity_slots=args.worker_activity_slots) as stack:
         if args.keep:
             print(f"  logs in {stack.root / 'logs'}")
         results = asyncio.run(run_all(stack, args))

@@ -31,9 +31,10 @@ MODEL = "bench/model"  # not an Anthropic route: no reasoning, the first content
 
 
 class BenchStack:
-    def __init__(self, keep: bool = False):
+    def __init__(self, keep: bool = False, worker_activity_slots: Optional[int] = None):
         self.root = Path(tempfile.mkdtemp(prefix="copilot-bench-"))
         self.keep = keep
+        self.worker_activity_slots = worker_activity_slots  # None: the worker exactly as deployed
         self.task_queue = f"bench-{uuid.uuid4().hex[:8]}"
         self.servers: list = []
         self.children: dict[str, ChildProcess] = {}
@@ -81,7 +82,9 @@ class BenchStack:
             self._uvicorn("baseline", "bench.baseline:app", self.baseline_port,
                           {"BENCH_MODEL_URL": self.model_url, "BENCH_MODEL": MODEL})
             env = self.system_env()
-            self._child("worker", [sys.executable, "-m", "worker"], env, None)
+            worker = ["-m", "worker"] if self.worker_activity_slots is None else \
+                ["-m", "bench.worker_slots", str(self.worker_activity_slots)]
+            self._child("worker", [sys.executable, *worker], env, None)
             self._uvicorn("api", "api.main:app", self.api_port, env)
         except BaseException:
             self.stop()
