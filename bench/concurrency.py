@@ -8,9 +8,11 @@ process of the stack are sampled meanwhile.
 """
 
 import asyncio
+import statistics
 from pathlib import Path
 from typing import Optional
 
+from bench import timeline
 from bench.metrics import ResourceMonitor, ms, percentile, summary_ms
 from bench.model_server import directive
 from bench.profile import Profiler
@@ -54,35 +56,13 @@ def saturation(resources: dict, sessions: int, peak_streams: int) -> list[str]:
     return hot
 
 
-async def run_level(stack: BenchStack, sessions: int, tps: float, steady_seconds: float, start_rate: float,
-                    profile_dir: Optional[Path] = None) -> dict:
-    ramp = sessions / start_rate
-    words = int(tps * (ramp + steady_seconds))
-    timeout = ramp + 3 * words / tps + 60
-    opened = await _sessions(stack, sessions)
-    monitor = ResourceMonitor(stack.pids)
-    profiler = None
-    if profile_dir is not None:
-        profiler = Profiler({"api": stack.pids["API"], "worker": stack.pids["worker"]}, profile_dir,
-                            f"concurrency-{sessions}", seconds=min(20, steady_seconds + ramp))
-    monitor.start()
-
-    async def client(index: int, session_id: str, headers: dict):
-        await asyncio.sleep(index / start_rate)
-        if index == 0 and profiler is not None:
-            await profiler.start()
-        return await stack.system_turn(session_id, headers, f"stream {index} {directive(words=words, tps=tps)}",
-                                       timeout=timeout)
-
-    results = await asyncio.gather(*(client(i, s, h) for i, (s, h) in enumerate(opened)))
-    resources = await monitor.stop()
-    profile = await profiler.finish() if profiler is not None else None
+def _load_figures(results: list, sessions: int, tps: float) -> dict:
+    """Completion, inter-token delay and first token of one load, from the clients' timings."""
     gaps = [gap for r in results for gap in r.gaps()]
     # Once the last turn has its first token no turn is starting: the gaps after that show the
     # streaming path on its own, the rest include the cost of turns starting meanwhile.
     all_started = max((r.token_times[0] for r in results if r.token_times), default=0.0)
     steady = [b - a for r in results for a, b in zip(r.token_times, r.token_times[1:]) if a >= all_started]
-    first_tokens = [r.first_token for r in results if r.first_token is not None]
     statuses: dict[str, int] = {}
     for r in results:
         key = r.failure or str(r.status)
@@ -91,21 +71,75 @@ async def run_level(stack: BenchStack, sessions: int, tps: float, steady_seconds
     streams = [(r.token_times[0], r.token_times[-1]) for r in results if len(r.token_times) > 1]
     wall = max((end for _, end in streams), default=0) - min((start for start, _ in streams), default=0)
     delivered = sum(len(r.token_times) for r in results)
-    peak = _peak_overlap(streams)
-    still_running = await stack.wait_idle([s for s, _ in opened], {s: h for s, h in opened}, timeout=180)
     return {
-        "sessions": sessions, "tokens_per_s_each": tps, "answer_tokens": words, "start_rate_per_s": start_rate,
         "completed": completed, "errors": sessions - completed, "statuses": statuses,
-        "error_parts": sum(r.errors for r in results), "still_running_after": still_running,
-        "peak_concurrent_streams": peak,
-        "tokens_delivered": delivered, "tokens_expected": words * sessions,
+        "error_parts": sum(r.errors for r in results), "peak_concurrent_streams": _peak_overlap(streams),
+        "tokens_delivered": delivered,
         "aggregate_tokens_per_s": round(delivered / wall) if wall > 0 else None,
         "inter_token": {**summary_ms(gaps), "p90_ms": ms(percentile(gaps, 90)), "ideal_ms": round(1000 / tps, 1)},
         "inter_token_after_all_started": {**summary_ms(steady), "p90_ms": ms(percentile(steady, 90))},
-        "first_token": summary_ms(first_tokens),
-        "resources": resources, "saturated": saturation(resources, sessions, peak),
+        "first_token": summary_ms([r.first_token for r in results if r.first_token is not None]),
+    }
+
+
+async def _load(count: int, start_rate: float, turn, on_first=None) -> list:
+    """`count` turns, started `start_rate` per second, each read to its end."""
+
+    async def client(index: int):
+        await asyncio.sleep(index / start_rate)
+        if index == 0 and on_first is not None:
+            await on_first()
+        return await turn(index)
+
+    return await asyncio.gather(*(client(i) for i in range(count)))
+
+
+async def run_level(stack: BenchStack, sessions: int, tps: float, steady_seconds: float, start_rate: float,
+                    profile_dir: Optional[Path] = None, direct: bool = True) -> dict:
+    ramp = sessions / start_rate
+    words = int(tps * (ramp + steady_seconds))
+    timeout = ramp + 3 * words / tps + 60
+    prompt = directive(words=words, tps=tps)
+    opened = await _sessions(stack, sessions)
+    monitor = ResourceMonitor(stack.pids)
+    profiler = None
+    if profile_dir is not None:
+        profiler = Profiler({"api": stack.pids["API"], "worker": stack.pids["worker"]}, profile_dir,
+                            f"concurrency-{sessions}", seconds=min(20, steady_seconds + ramp))
+    monitor.start()
+
+    async def system_turn(index: int):
+        session_id, headers = opened[index]
+        return await stack.system_turn(session_id, headers, f"stream {index} {prompt}", timeout=timeout)
+
+    results = await _load(sessions, start_rate, system_turn, profiler.start if profiler is not None else None)
+    resources = await monitor.stop()
+    profile = await profiler.finish() if profiler is not None else None
+    figures = _load_figures(results, sessions, tps)
+    # Where the first-token time went, from the Temporal histories of a sample of the turns.
+    sample = [(session_id, r) for (session_id, _), r in zip(opened, results) if r.ok][::max(1, sessions // 25)]
+    phases = [p for p in [await timeline.phases(stack, session_id, r) for session_id, r in sample] if p]
+    still_running = await stack.wait_idle([s for s, _ in opened], {s: h for s, h in opened}, timeout=180)
+    level = {
+        "sessions": sessions, "tokens_per_s_each": tps, "answer_tokens": words, "start_rate_per_s": start_rate,
+        **figures, "still_running_after": still_running, "tokens_expected": words * sessions,
+        "first_token_breakdown_p50_ms": {phase: ms(statistics.median(p[phase] for p in phases))
+                                         for phase in timeline.PHASES} if phases else None,
+        "resources": resources, "saturated": saturation(resources, sessions, figures["peak_concurrent_streams"]),
         **({"profile": profile} if profile else {}),
     }
+    if direct:
+        # The same load through the direct baseline: one process relaying the model, as a
+        # copilot without orchestration would; it shows what the model server and one Python
+        # process carry at all on this machine.
+        monitor = ResourceMonitor(stack.pids)
+        monitor.start()
+        baseline = await _load(sessions, start_rate, lambda index: stack.direct_turn(
+            f"stream {index} {prompt}", timeout=timeout))
+        resources = await monitor.stop()
+        level["direct"] = {**_load_figures(baseline, sessions, tps),
+                           "cpu_avg_pct": {name: resources[name]["cpu_avg_pct"] for name in ("baseline", "model server")}}
+    return level
 
 
 async def run(stack: BenchStack, levels: list[int], tps: float, steady_seconds: float, start_rate: float,
@@ -115,7 +149,9 @@ async def run(stack: BenchStack, levels: list[int], tps: float, steady_seconds: 
         result = await run_level(stack, sessions, tps, steady_seconds, start_rate,
                                  profile_dir if sessions == profile_level else None)
         out.append(result)
+        direct = result.get("direct")
         print(f"  concurrency {sessions}: completed {result['completed']}/{sessions}, inter-token p99 "
-              f"{result['inter_token']['p99_ms']} ms, saturated: {', '.join(result['saturated']) or 'nothing'}",
-              flush=True)
+              f"{result['inter_token']['p99_ms']} ms, saturated: {', '.join(result['saturated']) or 'nothing'}"
+              + (f"; direct: completed {direct['completed']}, inter-token p99 {direct['inter_token']['p99_ms']} ms"
+                 if direct else ""), flush=True)
     return {"levels": out}

@@ -45,11 +45,19 @@ def _main_table(r: dict) -> list[str]:
     return rows
 
 
+def _direct(d: Optional[dict]) -> str:
+    if not d:
+        return "-"
+    return (f"{d['completed']}, {_fmt(d['inter_token']['p50_ms'])} / {_fmt(d['inter_token']['p99_ms'], ' ms')}, "
+            f"{_fmt(d['first_token']['p99_ms'], ' ms')}, {_fmt(d['cpu_avg_pct']['baseline'], '%')}")
+
+
 def _concurrency_table(levels: list[dict]) -> list[str]:
     rows = ["| sessions | completed | errors | peak streams | inter-token p50 / p99 | the same once all started | "
             "first token p50 / p99 | "
-            "API CPU | worker CPU | Temporal CPU | Redis CPU | model CPU | machine CPU | saturated |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            "API CPU | worker CPU | Temporal CPU | Redis CPU | model CPU | machine CPU | saturated | "
+            "direct baseline: completed, inter-token p50 / p99, first token p99, its CPU |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for level in levels:
         res = level["resources"]
 
@@ -66,7 +74,7 @@ def _concurrency_table(levels: list[dict]) -> list[str]:
             f"{_fmt(level['first_token']['p50_ms'])} / {_fmt(level['first_token']['p99_ms'], ' ms')} | "
             f"{cpu('API')} | {cpu('worker')} | {cpu('temporal')} | {cpu('redis')} | {cpu('model server')} | "
             f"{_fmt(res['machine']['cpu_avg_pct'], '%')} ({_fmt(res['machine'].get('outside_stack_pct'), '%')} not ours) | "
-            f"{', '.join(level['saturated']) or '-'} |")
+            f"{', '.join(level['saturated']) or '-'} | {_direct(level.get('direct'))} |")
     return rows
 
 
