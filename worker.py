@@ -21,6 +21,7 @@ from activities.stream import StreamActivities
 from activities.tools import ToolActivities
 from activities.usage import UsageActivities
 from billing.spend import SpendWindows
+from conversation.context import ContextCache
 from database import session_maker
 from tools.base import ToolServices
 from workspace.storage import DiskStorage
@@ -35,8 +36,8 @@ WORKFLOWS = [CopilotTurnWorkflow, SubscriptionWorkflow]
 
 def build_worker(client: Client, settings: Settings) -> Worker:
     redis = redis_client(settings.redis_url)
-    model = ModelActivities(settings, redis)
     sessions = session_maker(settings.database_url)
+    model = ModelActivities(settings, redis, ContextCache(sessions))
     store = StoreActivities(sessions)
     stop = StopActivities(redis, sessions, settings.stream_retention_seconds)
     stream = StreamActivities(redis, settings.stream_retention_seconds)

@@ -12,7 +12,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
 from models import ui_stream
-from models.turn import RoundRequest, RoundResult, Usage
+from conversation.context import ContextCache
+from models.turn import ModelMessage, RoundRequest, RoundResult, Usage
 from settings import Settings
 from stream_relay.publisher import RoundParts, StreamPublisher, StreamWriter
 from stream_relay.round_assembler import RoundAssembler, reasoning_text, usage_from_chunk
@@ -25,10 +26,10 @@ def is_anthropic_route(model: str) -> bool:
     return model.startswith("anthropic/")
 
 
-def build_request(settings: Settings, request: RoundRequest) -> dict[str, Any]:
+def build_request(settings: Settings, request: RoundRequest, history: list[ModelMessage]) -> dict[str, Any]:
     """The chat-completions request body, with OpenRouter's extras where they apply."""
     model = settings.thinking_model if request.mode == "extended_thinking" else settings.fast_model
-    messages = [m.to_openai() for m in request.messages]
+    messages = [m.to_openai() for m in history]
     tools = tool_schemas(request.allowed_tools)
     extra_body: dict[str, Any] = {"usage": {"include": True}}
     if is_anthropic_route(model):
@@ -64,9 +65,10 @@ def _provider_failure(error: Exception) -> ApplicationError:
 
 
 class ModelActivities:
-    def __init__(self, settings: Settings, redis: Redis):
+    def __init__(self, settings: Settings, redis: Redis, context: ContextCache):
         self.settings = settings
         self.redis = redis
+        self.context = context
         # One writer for every round this worker streams, so concurrent turns share round trips.
         self.writer = StreamWriter(redis, settings.stream_retention_seconds)
         base_url, api_key = settings.model_endpoint
@@ -90,7 +92,7 @@ class ModelActivities:
         # Reading the model never waits on Redis: parts are written in the background, batched
         # by what accumulates during one round trip (see StreamWriter).
         batcher = RoundParts(self.writer, request.stream_key)
-        body = build_request(self.settings, request)
+        body = build_request(self.settings, request, await self.context.history(request.session_id))
         usage, finish_reason = Usage(), None
         try:
             async with heartbeating():

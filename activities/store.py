@@ -6,9 +6,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from conversation.history import model_history
 from models.db import ChatMessage, ChatSession, utcnow
-from models.turn import BeginTurnRequest, ModelMessage, NewMessageRow, RecordMessagesRequest
+from models.turn import BeginTurnRequest, NewMessageRow, RecordMessagesRequest
 
 
 async def insert_rows(db: AsyncSession, session_id: str, turn_id: str, rows: list[NewMessageRow]) -> None:
@@ -44,15 +43,11 @@ class StoreActivities:
         self.sessions = sessions
 
     @activity.defn
-    async def begin_turn(self, request: BeginTurnRequest) -> list[ModelMessage]:
-        """Persists the messages that start the turn and returns the history the model sees."""
+    async def begin_turn(self, request: BeginTurnRequest) -> None:
+        """Persists the messages that start the turn (the model reads them from Postgres)."""
         async with self.sessions.begin() as db:
             rows = [NewMessageRow(key=f"user:{m.message_id}", role="user", content=m.content) for m in request.messages]
             await insert_rows(db, request.session_id, request.turn_id, rows)
-            stored = (await db.execute(
-                select(ChatMessage).where(ChatMessage.session_id == request.session_id).order_by(ChatMessage.sequence)
-            )).scalars().all()
-        return model_history(stored)
 
     @activity.defn
     async def record_messages(self, request: RecordMessagesRequest) -> None:

@@ -51,7 +51,7 @@ def create_app(model_url: str, model: str) -> FastAPI:
                     ModelMessage(role="user", content=request.message)]
         body = build_request(settings, RoundRequest(
             session_id="baseline", turn_id="baseline", stream_key="", round_index=0, mode="fast",
-            messages=messages, allowed_tools=list(TOOLS)))
+            allowed_tools=list(TOOLS)), messages)
         assembler = RoundAssembler("r0a1")
         counter = 0
 

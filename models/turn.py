@@ -144,8 +144,9 @@ class RoundRequest(BaseModel):
     stream_key: str
     round_index: int
     mode: ChatMode
-    messages: list[ModelMessage]
     allowed_tools: list[str]
+    # The conversation itself is read from Postgres by the activity (conversation/context.py):
+    # it never enters workflow history.
 
 
 class RoundResult(BaseModel):

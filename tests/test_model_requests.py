@@ -10,14 +10,16 @@ from tests.scripted_model import Stream
 from tests.sse_client import assembled_text, assert_well_formed
 
 
+HISTORY = [ModelMessage(role="system", content="sys"), ModelMessage(role="user", content="hi")]
+
+
 def round_request() -> RoundRequest:
-    return RoundRequest(session_id="s", turn_id="t", stream_key="k", round_index=0, mode="fast", allowed_tools=list(TOOLS),
-                        messages=[ModelMessage(role="system", content="sys"), ModelMessage(role="user", content="hi")])
+    return RoundRequest(session_id="s", turn_id="t", stream_key="k", round_index=0, mode="fast", allowed_tools=list(TOOLS))
 
 
 def test_anthropic_routes_get_reasoning_budget_and_cache_markers(settings):
     anthropic = settings.model_copy(update={"fast_model": "anthropic/claude-sonnet-4", "reasoning_max_tokens": 8192})
-    body = build_request(anthropic, round_request())
+    body = build_request(anthropic, round_request(), HISTORY)
     assert body["extra_body"] == {"usage": {"include": True}, "reasoning": {"max_tokens": 8192}}
     assert body["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
     assert body["tools"][-1]["cache_control"] == {"type": "ephemeral"}
@@ -26,8 +28,8 @@ def test_anthropic_routes_get_reasoning_budget_and_cache_markers(settings):
 
 def test_reasoning_off_and_other_providers_get_no_extras(settings):
     off = settings.model_copy(update={"fast_model": "anthropic/claude-sonnet-4", "reasoning_max_tokens": 0})
-    assert "reasoning" not in build_request(off, round_request())["extra_body"]
-    other = build_request(settings.model_copy(update={"fast_model": "openai/gpt-4o"}), round_request())
+    assert "reasoning" not in build_request(off, round_request(), HISTORY)["extra_body"]
+    other = build_request(settings.model_copy(update={"fast_model": "openai/gpt-4o"}), round_request(), HISTORY)
     assert other["extra_body"] == {"usage": {"include": True}}
     assert other["messages"][0] == {"role": "system", "content": "sys"}
     assert all("cache_control" not in tool for tool in other["tools"])

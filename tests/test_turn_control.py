@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 from api.main import create_app
 from devstack.process import free_port
 from models.turn import (
-    BeginTurnRequest, ModelMessage, OpenStreamRequest, PublishRequest, RecordMessagesRequest, RecordUsageRequest,
+    BeginTurnRequest, OpenStreamRequest, PublishRequest, RecordMessagesRequest, RecordUsageRequest,
     RoundRequest, RoundResult, StopRequest, Usage,
 )
 from offline_model import chunks
@@ -339,8 +339,7 @@ async def stub_open_stream(request: OpenStreamRequest) -> None: ...
 
 
 @activity.defn(name="begin_turn")
-async def stub_begin_turn(request: BeginTurnRequest) -> list[ModelMessage]:
-    return [ModelMessage(role="user", content=m.content) for m in request.messages]
+async def stub_begin_turn(request: BeginTurnRequest) -> None: ...
 
 
 @activity.defn(name="stream_model_round")

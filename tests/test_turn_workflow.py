@@ -20,7 +20,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 
 from devstack.temporal import wheel_binary
 from models.turn import (
-    BeginTurnRequest, IncomingMessage, ModelMessage, OpenStreamRequest, PublishRequest, RecordMessagesRequest,
+    BeginTurnRequest, IncomingMessage, OpenStreamRequest, PublishRequest, RecordMessagesRequest,
     RoundRequest, RoundResult, StopRequest, ToolCall, ToolRequest, ToolResult, TurnInput, Usage,
 )
 from workflows.copilot_turn import ROUND_CAP_TEXT, CopilotTurnWorkflow
@@ -34,8 +34,7 @@ async def open_stream(request: OpenStreamRequest) -> None: ...
 
 
 @activity.defn(name="begin_turn")
-async def begin_turn(request: BeginTurnRequest) -> list[ModelMessage]:
-    return [ModelMessage(role="user", content=m.content) for m in request.messages]
+async def begin_turn(request: BeginTurnRequest) -> None: ...
 
 
 @activity.defn(name="stream_model_round")

@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.usage import UsageActivities
     from models import ui_stream
     from models.turn import (
-        BeginTurnRequest, IncomingMessage, ModelMessage, NewMessageRow, OpenStreamRequest, PreparedSubSession, PrepareSubSessionRequest,
+        BeginTurnRequest, IncomingMessage, NewMessageRow, OpenStreamRequest, PreparedSubSession, PrepareSubSessionRequest,
         PublishRequest, QueueInSessionRequest, RecordUsageRequest,
         RecordMessagesRequest, RoundRequest, RoundResult, StopRequest, SubmitResult, ToolCall, ToolRequest,
         ToolResult, TurnInput, TurnResult, TurnState, TurnStatus, Usage,
@@ -141,7 +141,7 @@ class CopilotTurnWorkflow:
             return TurnResult(turn_id=self._turn_id, status="completed", text="", rounds=0, usage=Usage())
         opening, self._opening = self._opening, []
 
-        _, conversation = await asyncio.gather(
+        await asyncio.gather(
             workflow.execute_activity_method(
                 StreamActivities.open_stream,
                 OpenStreamRequest(session_id=input.session_id, turn_id=self._turn_id, stream_key=stream_key), **QUICK,
@@ -157,7 +157,7 @@ class CopilotTurnWorkflow:
             for round_index in range(input.max_rounds):
                 self._round = round_index + 1
                 try:
-                    result = await self._unless_stopped(self._model_round(stream_key, round_index, conversation))
+                    result = await self._unless_stopped(self._model_round(stream_key, round_index))
                 except ActivityError as failure:
                     error = failure_message(failure)
                     break
@@ -166,7 +166,6 @@ class CopilotTurnWorkflow:
                     # Tools ran, then the model only thought: close with words, never with silence.
                     result = result.model_copy(update={"text": EMPTY_ANSWER_TEXT})
                     closing_text = EMPTY_ANSWER_TEXT
-                conversation.append(ModelMessage(role="assistant", content=result.text, tool_calls=result.tool_calls))
                 await asyncio.gather(self._record(round_messages(round_index, result)),
                                      self._record_usage(round_index, result))
                 if not result.tool_calls:
@@ -181,10 +180,8 @@ class CopilotTurnWorkflow:
                                            tool_call_id=r.tool_call_id) for r in tool_results]
                 await self._record(tool_rows)
                 self._open_calls = []
-                conversation += [ModelMessage(role="tool", content=r.model_content(), tool_call_id=r.tool_call_id)
-                                 for r in tool_results]
                 await self._publish(stream_key, f"finish-step-{round_index}", [ui_stream.finish_step()])
-                conversation += await self._deliver_pending(stream_key, round_index)
+                await self._deliver_pending(stream_key, round_index)
             else:
                 final_text = closing_text = ROUND_CAP_TEXT
                 await self._record([NewMessageRow(key="round-cap", role="assistant", content=ROUND_CAP_TEXT)])
@@ -307,17 +304,16 @@ class CopilotTurnWorkflow:
         result = await self._tool_activity(stream_key, wait, [SUB_SESSION_RESULT_TOOL], deadline)
         return result.model_copy(update={"name": call.name})
 
-    async def _deliver_pending(self, stream_key: str, round_index: int) -> list[ModelMessage]:
+    async def _deliver_pending(self, stream_key: str, round_index: int) -> None:
         """Mid-turn delivery: queued follow-ups join the conversation at this round boundary,
-        stored right after the tool results they followed."""
+        stored right after the tool results they followed (the next round reads them there)."""
         if not self._pending:
-            return []
+            return
         delivered, self._pending = self._pending, []
         await self._record([NewMessageRow(key=f"user:{m.message_id}", role="user", content=m.content)
                             for m in delivered])
         await self._publish(stream_key, f"pending-delivered-{round_index}", [
             ui_stream.data("pending-delivered", {"messageIds": [m.message_id for m in delivered]})])
-        return [ModelMessage(role="user", content=m.content) for m in delivered]
 
     async def _record_stop(self, stream_key: str) -> None:
         await workflow.execute_activity_method(
@@ -338,12 +334,12 @@ class CopilotTurnWorkflow:
         except asyncio.TimeoutError:
             return False  # started without a message (by hand, say): nothing to do
 
-    async def _model_round(self, stream_key: str, round_index: int, conversation: list[ModelMessage]) -> RoundResult:
+    async def _model_round(self, stream_key: str, round_index: int) -> RoundResult:
         policy = self._input.model_policy
         return await workflow.execute_activity_method(
             ModelActivities.stream_model_round,
             RoundRequest(session_id=self._input.session_id, turn_id=self._turn_id, stream_key=stream_key,
-                         round_index=round_index, mode=self._input.mode, messages=conversation,
+                         round_index=round_index, mode=self._input.mode,
                          allowed_tools=self._allowed_tools),
             start_to_close_timeout=timedelta(seconds=policy.round_timeout_seconds),
             heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_seconds),
