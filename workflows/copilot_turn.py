@@ -41,6 +41,10 @@ T = TypeVar("T")
 SUB_SESSION_TOOL = "run_sub_session"
 SUB_SESSION_RESULT_TOOL = "get_sub_session_result"
 QUICK = dict(start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)))
+# Short idempotent writes (rows keyed per turn, parts deduplicated) run as local activities: in the
+# worker that runs the workflow task, with no round trip through the server's task queue. That
+# is most of the time between `POST .../stream` and the model call, and between two rounds.
+LOCAL = dict(start_to_close_timeout=timedelta(seconds=10), retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)))
 # A tool call is retried only when its attempt was lost (a dead worker, a missed heartbeat), and
 # never past the call's deadline (schedule-to-close): the tool cap holds across retries.
 TOOL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -142,14 +146,14 @@ class CopilotTurnWorkflow:
         opening, self._opening = self._opening, []
 
         await asyncio.gather(
-            workflow.execute_activity_method(
+            workflow.execute_local_activity_method(
                 StreamActivities.open_stream,
-                OpenStreamRequest(session_id=input.session_id, turn_id=self._turn_id, stream_key=stream_key), **QUICK,
+                OpenStreamRequest(session_id=input.session_id, turn_id=self._turn_id, stream_key=stream_key), **LOCAL,
             ),
-            workflow.execute_activity_method(
+            workflow.execute_local_activity_method(
                 StoreActivities.begin_turn,
                 BeginTurnRequest(session_id=input.session_id, user_id=input.user_id, turn_id=self._turn_id,
-                                 stream_key=stream_key, messages=opening), **QUICK,
+                                 stream_key=stream_key, messages=opening), **LOCAL,
             ),
         )
         usage, final_text, closing_text, error = Usage(), "", None, None
@@ -351,24 +355,24 @@ class CopilotTurnWorkflow:
         )
 
     async def _record(self, rows: list[NewMessageRow]) -> None:
-        await workflow.execute_activity_method(
+        await workflow.execute_local_activity_method(
             StoreActivities.record_messages,
-            RecordMessagesRequest(session_id=self._input.session_id, turn_id=self._turn_id, rows=rows), **QUICK,
+            RecordMessagesRequest(session_id=self._input.session_id, turn_id=self._turn_id, rows=rows), **LOCAL,
         )
 
     async def _record_usage(self, round_index: int, result: RoundResult) -> None:
-        await workflow.execute_activity_method(
+        await workflow.execute_local_activity_method(
             UsageActivities.record_usage,
             RecordUsageRequest(user_id=self._input.user_id, session_id=self._input.session_id, turn_id=self._turn_id,
-                               round_index=round_index, model=result.model, usage=result.usage), **QUICK,
+                               round_index=round_index, model=result.model, usage=result.usage), **LOCAL,
         )
 
     async def _publish(self, stream_key: str, dedup_key: str, parts: list[dict], end_stream: bool = False,
                        continues: bool = False) -> None:
-        await workflow.execute_activity_method(
+        await workflow.execute_local_activity_method(
             StreamActivities.publish_parts,
             PublishRequest(stream_key=stream_key, dedup_key=dedup_key, parts=parts, end_stream=end_stream,
-                           continues=continues), **QUICK,
+                           continues=continues), **LOCAL,
         )
 
     async def _finish(self, stream_key: str, closing_text: Optional[str], error: Optional[str]) -> None:
