@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.accounts import AccountActivities
 from activities.llm import ModelActivities
@@ -51,6 +52,10 @@ def build_worker(client: Client, settings: Settings) -> Worker:
         client,
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
+        # The sandbox still guards workflow code against non-determinism (time, random, I/O);
+        # passing imports through skips re-importing modules for every new workflow run, which
+        # is most of a turn's first workflow task.
+        workflow_runner=SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules()),
         activities=[
             model.stream_model_round,
             store.begin_turn,
