@@ -8,16 +8,19 @@ Tool rounds: the model calls `get_current_time` K times (one call per round), th
 time per round, and the bytes the turn writes to its Temporal workflow history, show whether a
 round costs the same at round 20 as at round 1. A workflow that re-read the stored history every
 round, or re-sent a growing conversation to every activity, would show per-round cost and history
-bytes per round growing with K and N (quadratic totals) rather than staying flat.
+bytes per round growing with K and N (quadratic totals) rather than staying flat; the first
+three tool rounds of a turn are compared with its last three for the same reason.
 """
 
 import statistics
 
 from sqlalchemy import insert
+from temporalio.api.enums.v1 import EventType
 
 from bench.metrics import ms
 from bench.model_server import directive
 from bench.stack import BenchStack
+from bench.timeline import MODEL_ACTIVITY
 from database import session_maker
 from models.db import ChatMessage, utcnow
 
@@ -39,10 +42,15 @@ async def _seed(stack: BenchStack, session_id: str, history: list[dict]) -> None
 
 
 async def _workflow_history(stack: BenchStack, session_id: str) -> dict:
-    """Events and bytes of the session's latest turn in Temporal's history."""
+    """Events and bytes of the session's latest turn in Temporal's history, and the time from
+    each model round's scheduling to the next one's (a whole tool round)."""
     client = await stack.temporal()
     history = await client.get_workflow_handle(f"copilot-turn/{session_id}").fetch_history()
-    return {"events": len(history.events), "bytes": sum(e.ByteSize() for e in history.events)}
+    rounds = [e.event_time.seconds + e.event_time.nanos / 1e9 for e in history.events
+              if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+              and e.activity_task_scheduled_event_attributes.activity_type.name == MODEL_ACTIVITY]
+    return {"events": len(history.events), "bytes": sum(e.ByteSize() for e in history.events),
+            "round_seconds": [b - a for a, b in zip(rounds, rounds[1:])]}
 
 
 def _median(values: list[float]) -> float | None:
@@ -69,10 +77,15 @@ async def _case(stack: BenchStack, messages: int, tool_rounds: int, repeats: int
                 direct_ttft.append(theirs.first_token)
     rounds = tool_rounds + 1
     total = _median(totals)
+    # Linearity within the turn: the first tool rounds against the last ones.
+    per_round = [h["round_seconds"] for h in histories if len(h["round_seconds"]) >= 2]
+    first = _median([r for rs in per_round for r in rs[:3]])
+    last = _median([r for rs in per_round for r in rs[-3:]])
     result = {
         "history_messages": messages, "tool_rounds": tool_rounds, "repeats": repeats, "failures": failures,
         "first_token_ms": ms(_median(system_ttft)), "turn_ms": ms(total),
         "per_round_ms": ms(total / rounds) if total else None,
+        "first_rounds_ms": ms(first), "last_rounds_ms": ms(last),
         "workflow_history_events": histories[-1]["events"] if histories else None,
         "workflow_history_kb": round(_median([h["bytes"] for h in histories]) / 1024, 1) if histories else None,
     }

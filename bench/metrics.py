@@ -38,10 +38,14 @@ def _tree(pid: int, children: bool) -> list[psutil.Process]:
 
 def _cpu_and_rss(pid: int, children: bool) -> tuple[float, int]:
     cpu, rss = 0.0, 0
-    for process in _tree(pid, children):
+    for index, process in enumerate(_tree(pid, children)):
         try:
             times = process.cpu_times()
             cpu += times.user + times.system
+            if children and index == 0:
+                # Children that have exited (a closed connection's backend) count here, so
+                # the total never drops when one goes away.
+                cpu += times.children_user + times.children_system
             rss += process.memory_info().rss
         except psutil.NoSuchProcess:
             continue

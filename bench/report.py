@@ -100,11 +100,12 @@ def _start_table(t: dict) -> list[str]:
 
 def _cost_table(c: dict) -> list[str]:
     rows = ["| history messages | tool rounds | first token | direct first token | turn | per round | "
-            "workflow history |", "| --- | --- | --- | --- | --- | --- | --- |"]
+            "first / last 3 tool rounds | workflow history |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for case in [*c["history"], *c["tool_rounds"], c["combined"]]:
         rows.append(f"| {case['history_messages']} | {case['tool_rounds']} | {_fmt(case['first_token_ms'], ' ms')} | "
                     f"{_fmt(case.get('direct_first_token_ms'), ' ms')} | {_fmt(case['turn_ms'], ' ms')} | "
-                    f"{_fmt(case['per_round_ms'], ' ms')} | {_fmt(case['workflow_history_events'])} events, "
+                    f"{_fmt(case['per_round_ms'], ' ms')} | {_fmt(case.get('first_rounds_ms'))} / "
+                    f"{_fmt(case.get('last_rounds_ms'), ' ms')} | {_fmt(case['workflow_history_events'])} events, "
                     f"{_fmt(case['workflow_history_kb'], ' KB')} |")
     return rows
 
