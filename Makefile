@@ -25,7 +25,7 @@ $(AI_SDK): tests/ai_sdk/package-lock.json
 test: $(STAMP) $(AI_SDK)
 	$(BIN)/python -m pytest
 
-# Benchmarks against a stack of their own on free loopback ports (about 10 minutes on 2 cores):
+# Benchmarks against a stack of their own on free loopback ports (about 7 minutes on 2 cores):
 # tables in bench/results/latest.md, every figure in bench/results/<time>.json.
 # Smaller: make bench ARGS=--quick; a subset: make bench ARGS='--only ttft,throughput'.
 BENCH_STAMP := $(VENV)/.installed-bench
