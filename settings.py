@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     llm_retry_max_interval_seconds: float = Field(default=20.0, gt=0)
     tool_timeout_seconds: float = Field(default=300.0, gt=0)  # MAX_TOOL_WAIT_SECONDS
     tool_heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
+    # A streaming model round holds an activity slot for its whole answer, so this caps the turns
+    # one worker streams at once (they are I/O-bound: the worker's CPU is the real limit).
+    worker_max_concurrent_activities: int = Field(default=1000, ge=1)
 
     # Spend limits: base microdollars (USD x 1,000,000) per window, times the tier's multiplier; 0 = unlimited
     daily_cost_limit_microdollars: int = Field(default=500_000, ge=0)

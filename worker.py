@@ -78,7 +78,7 @@ def build_worker(client: Client, settings: Settings) -> Worker:
             stripe.change_subscription_price,
             stripe.schedule_downgrade,
         ],
-        max_concurrent_activities=100,
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Heartbeats reach the server at least every second, so a Stop lands on a streaming
         # round or a tool within about a second (the SDK otherwise throttles to 80% of the timeout).
         max_heartbeat_throttle_interval=timedelta(seconds=1),

@@ -82,9 +82,9 @@ class BenchStack:
             self._uvicorn("baseline", "bench.baseline:app", self.baseline_port,
                           {"BENCH_MODEL_URL": self.model_url, "BENCH_MODEL": MODEL})
             env = self.system_env()
-            worker = ["-m", "worker"] if self.worker_activity_slots is None else \
-                ["-m", "bench.worker_slots", str(self.worker_activity_slots)]
-            self._child("worker", [sys.executable, *worker], env, None)
+            worker_env = env if self.worker_activity_slots is None else \
+                {**env, "WORKER_MAX_CONCURRENT_ACTIVITIES": str(self.worker_activity_slots)}
+            self._child("worker", [sys.executable, "-m", "worker"], worker_env, None)
             self._uvicorn("api", "api.main:app", self.api_port, env)
         except BaseException:
             self.stop()
