@@ -54,7 +54,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="py-spy the API and worker during throughput and one concurrency level")
     parser.add_argument("--profile-level", type=int, default=200, help="the concurrency level to profile")
     parser.add_argument("--worker-activity-slots", type=int,
-                        help="run the worker with this max_concurrent_activities instead of its own (a what-if)")
+                        help="run the worker with this WORKER_MAX_CONCURRENT_ACTIVITIES instead of its own (a what-if)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the stack's temporary folder (logs)")
     args = parser.parse_args(argv)
