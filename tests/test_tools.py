@@ -200,24 +200,6 @@ class NapInput(BaseModel):
     seconds: float = 5
 
 
-async def nap(arguments, context) -> str:
-    await asyncio.sleep(arguments.seconds)
-    return "done"
-
-
-async def test_no_tool_blocks_longer_than_the_cap(settings):
-    harness = ToolHarness(settings.model_copy(update={"tool_timeout_seconds": 1}))
-    TOOLS["nap"] = Tool("nap", "Sleeps.", NapInput, nap)
-    try:
-        session_id, user_id = await harness.new_session()
-        started = time.perf_counter()
-        result = await harness.run(harness.request(session_id, user_id, "nap", {"seconds": 10}))
-    finally:
-        TOOLS.pop("nap")
-    assert time.perf_counter() - started < 3
-    assert result.error.startswith("tool_timeout") and "run_sub_session" in result.error
-
-
 async def nap_through_cancellation(arguments, context) -> str:
     try:
         await asyncio.sleep(arguments.seconds)
@@ -226,7 +208,7 @@ async def nap_through_cancellation(arguments, context) -> str:
     return "done"
 
 
-async def test_a_tool_that_ignores_cancellation_is_not_waited_for_past_the_cap(settings):
+async def test_no_tool_blocks_longer_than_the_cap_even_one_that_ignores_cancellation(settings):
     harness = ToolHarness(settings.model_copy(update={"tool_timeout_seconds": 1}))
     TOOLS["stubborn"] = Tool("stubborn", "Sleeps through cancellation.", NapInput, nap_through_cancellation)
     try:

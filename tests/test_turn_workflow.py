@@ -11,20 +11,13 @@ import pytest
 from temporalio import activity
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-
-from devstack.temporal import wheel_binary
 from models.turn import (
     BeginTurnRequest, IncomingMessage, OpenStreamRequest, PublishRequest, RecordMessagesRequest,
     RoundRequest, RoundResult, StopRequest, ToolCall, ToolRequest, ToolResult, TurnInput, Usage,
 )
 from workflows.copilot_turn import ROUND_CAP_TEXT, CopilotTurnWorkflow
-from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
 
 RECORDED: list[RecordMessagesRequest] = []
 
@@ -69,15 +62,9 @@ STUBS = [open_stream, begin_turn, always_calls_a_tool, run_tool, record_messages
          record_usage]
 
 
-@pytest.fixture(scope="module")
-async def env():
-    environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=wheel_binary("temporal-test-server"), data_converter=pydantic_data_converter)
-    await environment.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-        namespace=environment.client.namespace,
-        search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in SEARCH_ATTRIBUTE_TYPES}))
-    yield environment
-    await environment.shutdown()
+@pytest.fixture
+def env(time_skipping_env):
+    return time_skipping_env
 
 
 async def test_a_turn_started_without_a_message_ends_after_a_minute(env):
