@@ -1,11 +1,15 @@
 """Every error leaves the API as JSON: `{"error": {"code", "message", "details"?}}`."""
 
+import logging
 from typing import Any, Optional
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -52,3 +56,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RPCError)
+    async def temporal_unavailable(_request: Request, exc: RPCError) -> JSONResponse:
+        log.error("Temporal call failed: %s (%s)", exc.status.name if exc.status else "unknown", type(exc).__name__)
+        return JSONResponse(_body("temporal_unavailable", "The workflow service did not answer; try again shortly."),
+                            status_code=503, headers={"Retry-After": "2"})
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # Logged with its traceback for operators; the client learns nothing about the internals.
+        log.exception("unhandled %s", type(exc).__name__)
+        return JSONResponse(_body("internal_error", "Something went wrong on our side; please try again."),
+                            status_code=500)
