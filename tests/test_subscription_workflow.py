@@ -91,11 +91,13 @@ async def test_a_busy_workflow_continues_as_new_and_keeps_its_state(env):
     first_run = handle.result_run_id
     async with Worker(env.client, task_queue=queue, workflows=[SubscriptionWorkflow],
                       activities=[load_account, fetch_stripe_billing]):
-        for number in range(4):
+        # More events than two runs take, sent back to back: some arrive while a run is about to
+        # continue as new, and must be handled rather than lost or left waiting.
+        for number in range(7):
             await handle.signal(SubscriptionWorkflow.stripe_event, StripeEventNotice(
                 event_id=f"evt_{number}", type="customer.subscription.updated", created=number))
         latest = env.client.get_workflow_handle(subscription_workflow_id(user_id))
-        view = await eventually(lambda: latest.query(SubscriptionWorkflow.status), lambda v: v.events_handled == 4)
+        view = await eventually(lambda: latest.query(SubscriptionWorkflow.status), lambda v: v.events_handled == 7)
         description = await latest.describe()
     assert description.run_id != first_run and view.tier == "PRO"
     history = await env.client.get_workflow_handle(subscription_workflow_id(user_id), run_id=first_run).fetch_history()

@@ -70,8 +70,9 @@ class SubscriptionWorkflow:
                 self._state.events_handled += len(events)
                 self._events_this_run += len(events)
             if self._events_this_run >= self._state.events_per_run or workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._events)
-                workflow.continue_as_new(self._state)
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self._events:  # webhooks that came in meanwhile are handled first, in this run
+                    workflow.continue_as_new(self._state)
 
     async def _wait_for_work(self) -> None:
         """Waits for a webhook or the next time to look at Stripe."""
