@@ -120,20 +120,14 @@ class ModelActivities:
             if finish_reason is None:
                 raise ApplicationError("The model stream ended before the answer was complete.",
                                        type="ModelProviderError")
-        except ApplicationError:
+        except BaseException as failure:
+            # A failed round, Stop or the worker shutting down: leave the stream well-formed.
             batcher.add(assembler.close_open())
             await batcher.flush()
-            raise
-        except openai.OpenAIError as error:
-            batcher.add(assembler.close_open())
-            await batcher.flush()
-            log.warning("model round failed: session=%s round=%s attempt=%s error=%s",
-                        request.session_id, request.round_index, attempt, type(error).__name__)
-            raise _provider_failure(error) from error
-        except BaseException:
-            # Cancelled (Stop) or the worker shutting down: leave the stream well-formed.
-            batcher.add(assembler.close_open())
-            await batcher.flush()
+            if isinstance(failure, openai.OpenAIError):
+                log.warning("model round failed: session=%s round=%s attempt=%s error=%s",
+                            request.session_id, request.round_index, attempt, type(failure).__name__)
+                raise _provider_failure(failure) from failure
             raise
 
         batcher.add(assembler.finish())

@@ -46,10 +46,14 @@ class _CapReached(Exception):
     """The tool ran into the wait cap."""
 
 
-def _abandoned_done(task: asyncio.Future) -> None:
-    # A tool we stopped waiting for (past the cap, or cancelled) ends on its own time.
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("an abandoned tool call ended with %r", task.exception())
+def _abandon(task: asyncio.Future) -> None:
+    """Cancels a tool we stop waiting for (past the cap, or Stop); it ends in its own time."""
+    def ended(done: asyncio.Future) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("an abandoned tool call ended with %r", done.exception())
+
+    task.cancel()
+    task.add_done_callback(ended)
 
 
 def _is_error_result(content: str) -> bool:
@@ -157,12 +161,10 @@ class ToolActivities:
             if _produced_output(task) and tool.credit_cost:
                 # Output exists, so the call is paid for even though it is being cancelled.
                 await asyncio.shield(self._charge(request, tool))
-            task.cancel()
-            task.add_done_callback(_abandoned_done)
+            _abandon(task)
             raise
         if not done:
-            task.cancel()
-            task.add_done_callback(_abandoned_done)
+            _abandon(task)
             raise _CapReached()
         return task.result()
 

@@ -5,6 +5,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.subscription import ChangeTierRequest, SelfServiceTier, Tier
 from models.turn import IncomingMessage
 from tools.permissions import ToolFilter
 
@@ -153,23 +154,18 @@ class AdminResetRequest(BaseModel):
 class SetTierRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tier: Literal["FREE", "PRO", "BUSINESS", "ENTERPRISE"]
+    tier: Tier
 
 
-class SubscriptionTierRequest(BaseModel):
+class SubscriptionTierRequest(ChangeTierRequest):
     model_config = ConfigDict(extra="forbid")
-
-    tier: Literal["FREE", "PRO", "BUSINESS"] = Field(
-        description="The tier to move to; the current tier again cancels any pending change.")
-    success_url: str = Field(default="", max_length=2000, description="Checkout redirect on success (FREE to paid).")
-    cancel_url: str = Field(default="", max_length=2000, description="Checkout redirect when the user backs out.")
 
 
 class SubscriptionStatus(BaseModel):
-    tier: Literal["FREE", "PRO", "BUSINESS", "ENTERPRISE"]
+    tier: Tier
     monthly_cost: int = Field(description="What the current tier costs a month, in cents.")
     tier_costs: dict[str, int] = Field(description="Monthly cost of each self-service tier, in cents.")
-    pending_tier: Optional[Literal["FREE", "PRO", "BUSINESS"]] = None
+    pending_tier: Optional[SelfServiceTier] = None
     pending_tier_effective_at: Optional[datetime] = Field(
         default=None, description="When the pending change takes effect (the end of the current period).")
     url: str = Field(default="", description="A Stripe Checkout URL to redirect to; set only when a FREE user "

@@ -33,9 +33,11 @@ class SubscriptionState(BaseModel):
 
 
 class ChangeTierRequest(BaseModel):
-    tier: SelfServiceTier
-    success_url: str = ""
-    cancel_url: str = ""
+    """A tier change as the API receives it and the workflow's update takes it."""
+
+    tier: SelfServiceTier = Field(description="The tier to move to; the current tier again cancels any pending change.")
+    success_url: str = Field(default="", max_length=2000, description="Checkout redirect on success (FREE to paid).")
+    cancel_url: str = Field(default="", max_length=2000, description="Checkout redirect when the user backs out.")
 
 
 class StripeEventNotice(BaseModel):

@@ -15,7 +15,7 @@ from billing.redirects import on_origin
 from billing.stripe_webhooks import accept_event
 from billing.tiers import tier_costs
 from models.api import ErrorResponse, SubscriptionStatus, SubscriptionTierRequest, WebhookReceipt
-from models.subscription import ChangeTierRequest, SubscriptionView
+from models.subscription import SubscriptionView
 from settings import Settings
 from workflows.subscription_client import SubscriptionChangeFailed, change_tier, subscription_view
 
@@ -60,7 +60,7 @@ async def update_subscription(body: SubscriptionTierRequest, user: CurrentUser, 
             raise ApiError(422, "invalid_request", f"{field} must be on {settings.frontend_origin}.",
                            details=[{"loc": ["body", field], "msg": "not on the front-end origin"}])
     try:
-        view = await change_tier(temporal, settings, user.id, ChangeTierRequest(**body.model_dump()))
+        view = await change_tier(temporal, settings, user.id, body)
     except SubscriptionChangeFailed as failure:
         status, code = CHANGE_FAILURES.get(failure.kind, (502, "stripe_unavailable"))
         raise ApiError(status, code, failure.message) from None
