@@ -62,9 +62,7 @@ class StopActivities:
 
         publisher = StreamPublisher(self.redis, request.stream_key, self.retention_seconds)
         for result in finished:  # already on the stream, unless Stop came first (written once)
-            part = (ui_stream.tool_output_error(result.tool_call_id, result.error) if result.error is not None
-                    else ui_stream.tool_output_available(result.tool_call_id, result.output))
-            await publisher.publish_once(f"tool-output-{result.tool_call_id}", [part])
+            await publisher.publish_once(f"tool-output-{result.tool_call_id}", [result.stream_part()])
         for call in request.open_tool_calls:
             await publisher.publish_once(f"tool-output-{call.id}", [ui_stream.tool_output_error(call.id, STOP_MARKER)])
         await publisher.close_open_parts()

@@ -19,7 +19,6 @@ from temporalio import activity
 
 from activities.heartbeat import heartbeating
 from billing import credits
-from models import ui_stream
 from models.db import ChatMessage
 from models.turn import ToolRequest, ToolResult
 from stream_relay.publisher import StreamPublisher
@@ -195,11 +194,9 @@ class ToolActivities:
         except Exception as failure:  # a tool bug is a tool result, never a crashed turn
             log.exception("tool %s failed", request.call.name)
             result = _error(request, "tool_failed", f"{type(failure).__name__}: the tool failed unexpectedly.")
-        part = (ui_stream.tool_output_error(request.call.id, result.error) if result.error is not None
-                else ui_stream.tool_output_available(request.call.id, result.output))
         publisher = StreamPublisher(self.redis, request.stream_key, self.settings.stream_retention_seconds)
         try:
-            await publisher.publish_once(f"tool-output-{request.call.id}", [part])
+            await publisher.publish_once(f"tool-output-{request.call.id}", [result.stream_part()])
         except Exception:  # never fail (and so re-run) a tool that finished: the workflow publishes it
             log.exception("could not publish the result of tool call %s", request.call.id)
             result = result.model_copy(update={"published": False})

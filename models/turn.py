@@ -7,6 +7,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
 
+from models import ui_stream
 from tools.permissions import ToolFilter
 
 TurnStatus = Literal["running", "completed", "failed", "stopped"]
@@ -184,6 +185,12 @@ class ToolResult(BaseModel):
         if self.error is not None:
             return json.dumps({"error": self.error})
         return self.output if isinstance(self.output, str) else json.dumps(self.output, default=str)
+
+    def stream_part(self) -> dict:
+        """The UI-stream part that shows this result."""
+        if self.error is not None:
+            return ui_stream.tool_output_error(self.tool_call_id, self.error)
+        return ui_stream.tool_output_available(self.tool_call_id, self.output)
 
 
 class NewMessageRow(BaseModel):

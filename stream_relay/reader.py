@@ -72,16 +72,3 @@ async def read_stream_batches(
                     return
                 batch.append(StreamEvent(kind="part", entry_id=entry_id, raw=fields[PART_FIELD]))
         yield batch
-
-
-async def read_stream(
-    redis: Redis,
-    stream_key: str,
-    after: str = STREAM_START,
-    keepalive_seconds: float = 15.0,
-    idle_timeout_seconds: float = 600.0,
-) -> AsyncIterator[StreamEvent]:
-    """Yields every entry after `after` until the end marker, one event at a time."""
-    async for batch in read_stream_batches(redis, stream_key, after, keepalive_seconds, idle_timeout_seconds):
-        for event in batch:
-            yield event

@@ -4,13 +4,17 @@ import uuid
 
 from stream_relay.connection import redis_client
 from stream_relay.publisher import StreamPublisher
-from stream_relay.reader import read_stream, valid_entry_id
+from stream_relay.reader import read_stream_batches, valid_entry_id
+
+
+async def read_all(redis, key: str, **options) -> list:
+    return [event async for batch in read_stream_batches(redis, key, **options) for event in batch]
 
 
 async def test_quiet_stream_sends_keepalives_then_ends_with_idle_timeout(stack):
     redis = redis_client(stack.redis_url)
-    events = [e.kind async for e in read_stream(redis, f"test:{uuid.uuid4()}", keepalive_seconds=0.1,
-                                                 idle_timeout_seconds=0.5)]
+    events = [e.kind for e in await read_all(redis, f"test:{uuid.uuid4()}", keepalive_seconds=0.1,
+                                             idle_timeout_seconds=0.5)]
     assert events[-1] == "idle_timeout" and events.count("keepalive") >= 1
     await redis.aclose()
 
@@ -23,9 +27,9 @@ async def test_reader_resumes_after_an_entry_and_stops_at_the_end_marker(stack):
     assert await publisher.publish_once("end", [{"type": "finish"}], end_stream=True)
     assert not await publisher.publish_once("end", [{"type": "finish"}], end_stream=True)  # a retry writes nothing
 
-    everything = [e async for e in read_stream(redis, key)]
+    everything = await read_all(redis, key)
     assert [e.kind for e in everything] == ["part", "part", "part", "end"]
-    resumed = [e async for e in read_stream(redis, key, after=everything[0].entry_id)]
+    resumed = await read_all(redis, key, after=everything[0].entry_id)
     assert resumed == everything[1:]
     assert valid_entry_id(everything[0].entry_id) and not valid_entry_id("0-x") and not valid_entry_id("abc")
     await redis.aclose()

@@ -14,14 +14,12 @@ from temporalio.worker import Worker
 
 from api.main import create_app
 from devstack.process import free_port
-from models.turn import (
-    BeginTurnRequest, OpenStreamRequest, PublishRequest, RecordMessagesRequest, RecordUsageRequest,
-    RoundRequest, RoundResult, StopRequest, Usage,
-)
+from models.turn import RoundRequest, RoundResult, StopRequest, Usage
 from offline_model import chunks
 from tests.conftest import make_user, serve, shutdown
 from tests.helpers import follow, marker, new_session, send, session_rows
 from tests.scripted_model import Stream, text_reply
+from tests.turn_stand_ins import stand_ins
 from tests.sse_client import assembled_text, assert_well_formed, iter_events, part_types, parts, read_events
 from tools.base import Tool
 from tools.registry import TOOLS
@@ -334,14 +332,6 @@ async def test_stop_latency(http, settings, scripted):
 MODEL_GATE, STOP_GATE = asyncio.Event(), asyncio.Event()
 
 
-@activity.defn(name="open_stream")
-async def stub_open_stream(request: OpenStreamRequest) -> None: ...
-
-
-@activity.defn(name="begin_turn")
-async def stub_begin_turn(request: BeginTurnRequest) -> None: ...
-
-
 @activity.defn(name="stream_model_round")
 async def stub_model_round(request: RoundRequest) -> RoundResult:
     await MODEL_GATE.wait()
@@ -351,18 +341,6 @@ async def stub_model_round(request: RoundRequest) -> RoundResult:
 @activity.defn(name="record_stop")
 async def stub_record_stop(request: StopRequest) -> None:
     await STOP_GATE.wait()  # Stop's bookkeeping is stuck (a database or Redis that hangs)
-
-
-@activity.defn(name="record_messages")
-async def stub_record_messages(request: RecordMessagesRequest) -> None: ...
-
-
-@activity.defn(name="publish_parts")
-async def stub_publish_parts(request: PublishRequest) -> None: ...
-
-
-@activity.defn(name="record_usage")
-async def stub_record_usage(request: RecordUsageRequest) -> None: ...
 
 
 async def test_a_turn_slow_to_close_answers_stop_and_messages_with_retryable_statuses(settings, temporal_client,
@@ -378,8 +356,8 @@ async def test_a_turn_slow_to_close_answers_stop_and_messages_with_retryable_sta
     server, task = await serve(create_app(isolated), port)
     try:
         async with Worker(temporal_client, task_queue=isolated.temporal_task_queue, workflows=[CopilotTurnWorkflow],
-                          activities=[stub_open_stream, stub_begin_turn, stub_model_round, stub_record_stop,
-                                      stub_record_messages, stub_publish_parts, stub_record_usage]), \
+                          activities=stand_ins(stream_model_round=stub_model_round,
+                                               record_stop=stub_record_stop)), \
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
             session_id = await new_session(http, user)
 

@@ -14,20 +14,13 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from models.turn import (
-    BeginTurnRequest, IncomingMessage, OpenStreamRequest, PublishRequest, RecordMessagesRequest,
-    RoundRequest, RoundResult, StopRequest, ToolCall, ToolRequest, ToolResult, TurnInput, Usage,
+    IncomingMessage, PublishRequest, RecordMessagesRequest, RoundRequest, RoundResult, ToolCall, ToolRequest,
+    ToolResult, TurnInput, Usage,
 )
+from tests.turn_stand_ins import stand_ins
 from workflows.copilot_turn import ROUND_CAP_TEXT, CopilotTurnWorkflow
 
 RECORDED: list[RecordMessagesRequest] = []
-
-
-@activity.defn(name="open_stream")
-async def open_stream(request: OpenStreamRequest) -> None: ...
-
-
-@activity.defn(name="begin_turn")
-async def begin_turn(request: BeginTurnRequest) -> None: ...
 
 
 @activity.defn(name="stream_model_round")
@@ -46,20 +39,7 @@ async def record_messages(request: RecordMessagesRequest) -> None:
     RECORDED.append(request)
 
 
-@activity.defn(name="publish_parts")
-async def publish_parts(request: PublishRequest) -> None: ...
-
-
-@activity.defn(name="record_usage")
-async def record_usage(request) -> None: ...
-
-
-@activity.defn(name="record_stop")
-async def record_stop(request: StopRequest) -> None: ...
-
-
-STUBS = [open_stream, begin_turn, always_calls_a_tool, run_tool, record_messages, publish_parts, record_stop,
-         record_usage]
+STUBS = stand_ins(stream_model_round=always_calls_a_tool, run_tool=run_tool, record_messages=record_messages)
 
 
 @pytest.fixture
@@ -125,8 +105,8 @@ async def record_published(request: PublishRequest) -> None:
 async def test_a_tool_call_that_never_answers_ends_at_the_cap_and_the_turn_goes_on(temporal_client):
     queue, workflow_id = f"tq-{uuid.uuid4().hex[:6]}", f"copilot-turn/{uuid.uuid4()}"
     RECORDED.clear(), PUBLISHED.clear(), TOOL_ATTEMPTS.clear()
-    stubs = [open_stream, begin_turn, calls_a_tool_then_answers, never_returns, record_messages, record_published,
-             record_stop, record_usage]
+    stubs = stand_ins(stream_model_round=calls_a_tool_then_answers, run_tool=never_returns,
+                      record_messages=record_messages, publish_parts=record_published)
     async with Worker(temporal_client, task_queue=queue, workflows=[CopilotTurnWorkflow], activities=stubs):
         started = time.perf_counter()
         await temporal_client.execute_update_with_start_workflow(

@@ -12,7 +12,6 @@ MAX_WAIT_SECONDS = 300
 # A wait on a sub ends this long (a fifth of a small budget) before the tool cap, so a long sub
 # answers `running` with its id instead of the call running into `tool_timeout`.
 WAIT_MARGIN_SECONDS = 10.0
-STOP_WAIT_SECONDS = 15.0
 PROGRESS_MESSAGES = 5
 PROGRESS_CHARS = 400
 
@@ -55,7 +54,7 @@ async def get_sub_session_result(arguments: GetSubSessionResultInput, context: T
     if arguments.cancel:
         try:
             stopped = await turn_client.stop_turn(services.temporal, sub.id,
-                                                  clamp_wait(STOP_WAIT_SECONDS, context.budget_seconds))
+                                                  clamp_wait(turn_client.STOP_WAIT_SECONDS, context.budget_seconds))
         except turn_client.StopPending:
             stopped, outcome = False, {"status": "running", "cancel_requested": True}
         if stopped:

@@ -245,9 +245,7 @@ class CopilotTurnWorkflow:
                                 published=False)
         self._round_results[call.id] = result
         if not result.published:
-            part = (ui_stream.tool_output_error(call.id, result.error) if result.error is not None
-                    else ui_stream.tool_output_available(call.id, result.output))
-            await self._publish(stream_key, f"tool-output-{call.id}", [part])
+            await self._publish(stream_key, f"tool-output-{call.id}", [result.stream_part()])
         return result
 
     async def _tool_activity(self, stream_key: str, call: ToolCall, allowed_tools: list[str],
