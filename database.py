@@ -1,6 +1,5 @@
 """The async SQLAlchemy engine and the schema migration entry point."""
 
-import asyncio
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,6 +31,3 @@ def upgrade_schema(database_url: str) -> None:
     """Apply every migration (blocking; runs its own event loop for the async driver)."""
     command.upgrade(alembic_config(database_url), "head")
 
-
-async def upgrade_schema_async(database_url: str) -> None:
-    await asyncio.to_thread(upgrade_schema, database_url)

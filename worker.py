@@ -5,8 +5,8 @@
 
 import asyncio
 import logging
-from pathlib import Path
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -15,36 +15,50 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.accounts import AccountActivities
 from activities.llm import ModelActivities
 from activities.stop import StopActivities
-from activities.sub_sessions import SubSessionActivities
 from activities.store import StoreActivities
-from activities.stripe import StripeActivities
 from activities.stream import StreamActivities
+from activities.stripe import StripeActivities
+from activities.sub_sessions import SubSessionActivities
 from activities.tools import ToolActivities
 from activities.usage import UsageActivities
 from billing.spend import SpendWindows
 from conversation.context import ContextCache
 from database import session_maker
-from tools.base import ToolServices
-from workspace.storage import DiskStorage
 from settings import Settings, get_settings
 from stream_relay.connection import redis_client
+from tools.base import ToolServices
+from tools.registry import DEFAULT_TOOLS, ToolCatalog
 from workflows.copilot_turn import CopilotTurnWorkflow
 from workflows.subscription import SubscriptionWorkflow
-from workflows.turn_client import connect_temporal
+from workflows.turn_client import TemporalSubSessions, connect_temporal
+from workspace.storage import DiskStorage
 
 WORKFLOWS = [CopilotTurnWorkflow, SubscriptionWorkflow]
+# Every class whose `@activity.defn` methods the worker registers: together they implement each
+# stub of `activities.interfaces` once (tests/unit/test_activity_interfaces.py checks it).
+ACTIVITY_CLASSES = [ModelActivities, StoreActivities, StopActivities, StreamActivities, ToolActivities,
+                    SubSessionActivities, UsageActivities, AccountActivities, StripeActivities]
 
 
-def build_worker(client: Client, settings: Settings) -> Worker:
+def activity_methods(implementation: object) -> list:
+    """The activity methods of an object, bound to it."""
+    return [getattr(implementation, name) for name in dir(type(implementation))
+            if hasattr(getattr(type(implementation), name), "__temporal_activity_definition")]
+
+
+def build_worker(client: Client, settings: Settings, tools: ToolCatalog = DEFAULT_TOOLS) -> Worker:
+    """The worker and what it registers. `tools` is the catalogue its tool and model activities
+    serve; the API that starts turns for this worker must be given the same one."""
     redis = redis_client(settings.redis_url)
     sessions = session_maker(settings.database_url)
-    model = ModelActivities(settings, redis, ContextCache(sessions))
+    model = ModelActivities(settings, redis, ContextCache(sessions), tools)
     store = StoreActivities(sessions)
     stop = StopActivities(redis, sessions, settings.stream_retention_seconds)
     stream = StreamActivities(redis, settings.stream_retention_seconds)
-    tool_services = ToolServices(settings, sessions, DiskStorage(Path(settings.workspace_dir)), client)
-    tools = ToolActivities(redis, tool_services)
-    sub_sessions = SubSessionActivities(settings, sessions, client)
+    tool_services = ToolServices(settings, sessions, DiskStorage(Path(settings.workspace_dir)),
+                                 TemporalSubSessions(client, sessions))
+    tool_runs = ToolActivities(redis, tool_services, tools)
+    sub_sessions = SubSessionActivities(settings, sessions, client, tools)
     usage = UsageActivities(sessions, SpendWindows(redis, settings))
     accounts = AccountActivities(sessions)
     stripe = StripeActivities(settings)
@@ -56,28 +70,9 @@ def build_worker(client: Client, settings: Settings) -> Worker:
         # passing imports through skips re-importing modules for every new workflow run, which
         # is most of a turn's first workflow task.
         workflow_runner=SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules()),
-        activities=[
-            model.stream_model_round,
-            store.begin_turn,
-            store.record_messages,
-            stream.open_stream,
-            stream.publish_parts,
-            tools.run_tool,
-            stop.record_stop,
-            sub_sessions.prepare_sub_session,
-            sub_sessions.queue_in_session,
-            usage.record_usage,
-            accounts.load_account,
-            accounts.save_stripe_customer,
-            accounts.apply_stripe_tier,
-            stripe.ensure_stripe_customer,
-            stripe.fetch_stripe_billing,
-            stripe.create_checkout_session,
-            stripe.release_subscription_schedule,
-            stripe.set_cancel_at_period_end,
-            stripe.change_subscription_price,
-            stripe.schedule_downgrade,
-        ],
+        activities=[method for implementation in (model, store, stop, stream, tool_runs, sub_sessions, usage,
+                                                  accounts, stripe)
+                    for method in activity_methods(implementation)],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         # Heartbeats reach the server at least every second, so a Stop lands on a streaming
         # round or a tool within about a second (the SDK otherwise throttles to 80% of the timeout).

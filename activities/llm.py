@@ -11,13 +11,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
-from models import ui_stream
 from conversation.context import ContextCache
+from models import keys, ui_stream
 from models.turn import ModelMessage, RoundRequest, RoundResult, Usage
 from settings import Settings
 from stream_relay.publisher import RoundParts, StreamPublisher, StreamWriter
 from stream_relay.round_assembler import RoundAssembler, reasoning_text, usage_from_chunk
-from tools.registry import tool_schemas
+from tools.registry import ToolCatalog, tool_schemas
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +26,12 @@ def is_anthropic_route(model: str) -> bool:
     return model.startswith("anthropic/")
 
 
-def build_request(settings: Settings, request: RoundRequest, history: list[ModelMessage]) -> dict[str, Any]:
+def build_request(settings: Settings, request: RoundRequest, history: list[ModelMessage],
+                  catalog: ToolCatalog) -> dict[str, Any]:
     """The chat-completions request body, with OpenRouter's extras where they apply."""
     model = settings.thinking_model if request.mode == "extended_thinking" else settings.fast_model
     messages = [m.to_openai() for m in history]
-    tools = tool_schemas(request.allowed_tools)
+    tools = tool_schemas(catalog, request.allowed_tools)
     extra_body: dict[str, Any] = {"usage": {"include": True}}
     if is_anthropic_route(model):
         if settings.reasoning_max_tokens > 0:
@@ -65,8 +66,9 @@ def _provider_failure(error: Exception) -> ApplicationError:
 
 
 class ModelActivities:
-    def __init__(self, settings: Settings, redis: Redis, context: ContextCache):
+    def __init__(self, settings: Settings, redis: Redis, context: ContextCache, tools: ToolCatalog):
         self.settings = settings
+        self.tools = tools
         self.redis = redis
         self.context = context
         # One writer for every round this worker streams, so concurrent turns share round trips.
@@ -86,13 +88,13 @@ class ModelActivities:
             # An earlier attempt died mid-stream: close what it left open, tell the UI to discard it.
             await publisher.close_open_parts()
             await publisher.publish(ui_stream.data("round-retry", {"round": request.round_index, "attempt": attempt}))
-        await publisher.publish_once(f"start-step-{request.round_index}", [ui_stream.start_step()])
+        await publisher.publish_once(keys.start_step_part(request.round_index), [ui_stream.start_step()])
 
         assembler = RoundAssembler(f"r{request.round_index}a{attempt}")
         # Reading the model never waits on Redis: parts are written in the background, batched
         # by what accumulates during one round trip (see StreamWriter).
         batcher = RoundParts(self.writer, request.stream_key)
-        body = build_request(self.settings, request, await self.context.history(request.session_id))
+        body = build_request(self.settings, request, await self.context.history(request.session_id), self.tools)
         usage, finish_reason = Usage(), None
         try:
             async with heartbeating():

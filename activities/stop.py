@@ -8,12 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.store import insert_rows
-from models import ui_stream
-from models.turn import NewMessageRow, StopRequest
+from models import keys, ui_stream
+from models.turn import STOP_MARKER, NewMessageRow, StopRequest
 from stream_relay.publisher import PART_FIELD, StreamPublisher
 
-STOPPED_RESULT = json.dumps({"error": "stopped by user"})
-STOP_MARKER = "stopped by user"
+STOPPED_RESULT = json.dumps({"error": STOP_MARKER})
 
 
 async def partial_round(redis: Redis, stream_key: str, round_index: int) -> tuple[str, str]:
@@ -49,22 +48,22 @@ class StopActivities:
             # finished, its rows exist under the same keys and these are skipped.)
             text, reasoning = await partial_round(self.redis, request.stream_key, request.round_index)
             if reasoning:
-                rows.append(NewMessageRow(key=f"reasoning:{request.round_index}", role="reasoning", content=reasoning))
+                rows.append(NewMessageRow(key=keys.reasoning_row(request.round_index), role="reasoning", content=reasoning))
             if text:
-                rows.append(NewMessageRow(key=f"assistant:{request.round_index}", role="assistant", content=text))
-        rows += [NewMessageRow(key=f"tool:{r.tool_call_id}", role="tool", content=r.model_content(),
+                rows.append(NewMessageRow(key=keys.assistant_row(request.round_index), role="assistant", content=text))
+        rows += [NewMessageRow(key=keys.tool_row(r.tool_call_id), role="tool", content=r.model_content(),
                                tool_call_id=r.tool_call_id) for r in finished]
-        rows += [NewMessageRow(key=f"tool:{call.id}", role="tool", content=STOPPED_RESULT, tool_call_id=call.id)
+        rows += [NewMessageRow(key=keys.tool_row(call.id), role="tool", content=STOPPED_RESULT, tool_call_id=call.id)
                  for call in request.open_tool_calls]
-        rows.append(NewMessageRow(key="stop", role="system", content=STOP_MARKER))
+        rows.append(NewMessageRow(key=keys.STOP_ROW, role="system", content=STOP_MARKER))
         async with self.sessions.begin() as db:
             await insert_rows(db, request.session_id, request.turn_id, rows)
 
         publisher = StreamPublisher(self.redis, request.stream_key, self.retention_seconds)
         for result in finished:  # already on the stream, unless Stop came first (written once)
-            await publisher.publish_once(f"tool-output-{result.tool_call_id}", [result.stream_part()])
+            await publisher.publish_once(keys.tool_output_part(result.tool_call_id), [result.stream_part()])
         for call in request.open_tool_calls:
-            await publisher.publish_once(f"tool-output-{call.id}", [ui_stream.tool_output_error(call.id, STOP_MARKER)])
+            await publisher.publish_once(keys.tool_output_part(call.id), [ui_stream.tool_output_error(call.id, STOP_MARKER)])
         await publisher.close_open_parts()
-        await publisher.publish_once("finish", [ui_stream.finish_step(), ui_stream.abort(), ui_stream.finish()],
+        await publisher.publish_once(keys.FINISH_PART, [ui_stream.finish_step(), ui_stream.abort(), ui_stream.finish()],
                                      end_stream=True, continues=request.continues)

@@ -6,6 +6,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from models import keys
 from models.db import ChatMessage, ChatSession, utcnow
 from models.turn import BeginTurnRequest, NewMessageRow, RecordMessagesRequest
 
@@ -46,7 +47,7 @@ class StoreActivities:
     async def begin_turn(self, request: BeginTurnRequest) -> None:
         """Persists the messages that start the turn (the model reads them from Postgres)."""
         async with self.sessions.begin() as db:
-            rows = [NewMessageRow(key=f"user:{m.message_id}", role="user", content=m.content) for m in request.messages]
+            rows = [NewMessageRow(key=keys.user_row(m.message_id), role="user", content=m.content) for m in request.messages]
             await insert_rows(db, request.session_id, request.turn_id, rows)
 
     @activity.defn

@@ -14,18 +14,25 @@ import stripe
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from billing.tiers import price_ids, tier_for_price
+from billing.prices import price_ids, tier_for_price
 from models.subscription import (
-    CancelAtPeriodEndRequest, ChangePriceRequest, CheckoutRequest, EnsureCustomerRequest, ReleaseScheduleRequest,
-    ScheduleDowngradeRequest, StripeBilling, StripeSchedule, StripeSubscription,
+    LIVE_SUBSCRIPTION_STATUSES,
+    OPEN_SCHEDULE_STATUSES,
+    CancelAtPeriodEndRequest,
+    ChangePriceRequest,
+    CheckoutRequest,
+    EnsureCustomerRequest,
+    ReleaseScheduleRequest,
+    ScheduleDowngradeRequest,
+    StripeBilling,
+    StripeSchedule,
+    StripeSubscription,
 )
 from settings import Settings
 
 log = logging.getLogger(__name__)
 stripe.enable_telemetry = False  # no request timings sent to Stripe, no id file in the home folder
 
-LIVE_STATUSES = ("active", "trialing", "past_due")
-OPEN_SCHEDULE_STATUSES = ("active", "not_started")
 # Retrying cannot fix these: the request itself is wrong or not allowed.
 REFUSED = (stripe.InvalidRequestError, stripe.AuthenticationError, stripe.PermissionError, stripe.CardError,
            stripe.IdempotencyError)
@@ -86,7 +93,7 @@ class StripeActivities:
         try:
             page = await self.client.v1.subscriptions.list_async(
                 params={"customer": customer_id, "status": "all", "limit": 20})
-            live = next((s.to_dict() for s in page.data if s["status"] in LIVE_STATUSES), None)
+            live = next((s.to_dict() for s in page.data if s["status"] in LIVE_SUBSCRIPTION_STATUSES), None)
             if live is None:
                 return StripeBilling()
             schedule = None

@@ -11,20 +11,27 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from conversation.sessions import create_session, owned_session, session_tool_filter, title_from_message
+from models.tool_filter import ToolFilter
 from models.turn import (
-    IncomingMessage, PrepareSubSessionRequest, PreparedSubSession, QueueInSessionRequest, SubmitResult,
+    IncomingMessage,
+    PreparedSubSession,
+    PrepareSubSessionRequest,
+    QueueInSessionRequest,
+    SubmitResult,
 )
 from settings import Settings
-from tools.permissions import ToolFilter
+from tools.registry import ToolCatalog
 from tools.sub_sessions import RunSubSessionInput, clamp_wait
 from workflows import turn_client
 
 
 class SubSessionActivities:
-    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession], temporal: Client):
+    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession], temporal: Client,
+                 tools: ToolCatalog):
         self.settings = settings
         self.sessions = sessions
         self.temporal = temporal
+        self.tools = tools
 
     @activity.defn
     async def prepare_sub_session(self, request: PrepareSubSessionRequest) -> PreparedSubSession:
@@ -52,7 +59,8 @@ class SubSessionActivities:
         message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{request.turn_id}/{request.call.id}"))
         return PreparedSubSession(
             sub_session_id=sub.id, title=sub.title or "Sub-session",
-            child_input=turn_client.turn_input(self.settings, sub.id, request.user_id, tool_filter, "sub_session"),
+            child_input=turn_client.turn_input(self.settings, sub.id, request.user_id, self.tools, tool_filter,
+                                               "sub_session"),
             message=IncomingMessage(message_id=message_id, content=prompt),
             wait_seconds=clamp_wait(arguments.wait_for_result, self.settings.tool_timeout_seconds),
         )
@@ -69,7 +77,8 @@ class SubSessionActivities:
         try:
             return await turn_client.submit_message(
                 self.temporal, self.settings,
-                turn_client.turn_input(self.settings, request.session_id, request.user_id, tool_filter, "sub_session"),
+                turn_client.turn_input(self.settings, request.session_id, request.user_id, self.tools, tool_filter,
+                                       "sub_session"),
                 request.message, request.title)
         except turn_client.MessageRefused as refusal:
             if refusal.closing:

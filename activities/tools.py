@@ -19,11 +19,12 @@ from temporalio import activity
 
 from activities.heartbeat import heartbeating
 from billing import credits
+from models import keys
 from models.db import ChatMessage
-from models.turn import ToolRequest, ToolResult
+from models.turn import ToolRequest, ToolResult, timeout_message
 from stream_relay.publisher import StreamPublisher
 from tools.base import Tool, ToolContext, ToolError, ToolServices
-from tools.registry import TOOLS
+from tools.registry import ToolCatalog
 from workspace.files import file_uri, save_file
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,6 @@ RESULT_RESERVE_SECONDS = 2.0
 
 def _error(request: ToolRequest, code: str, message: str) -> ToolResult:
     return ToolResult(tool_call_id=request.call.id, name=request.call.name, error=f"{code}: {message}")
-
-
-def timeout_message(tool_name: str, cap: float) -> str:
-    return (f"'{tool_name}' did not finish within {cap:.0f}s. For long work, delegate it with "
-            "run_sub_session and poll get_sub_session_result.")
 
 
 class _CapReached(Exception):
@@ -69,9 +65,10 @@ def _produced_output(task: asyncio.Future) -> bool:
 
 
 class ToolActivities:
-    def __init__(self, redis: Redis, services: ToolServices):
+    def __init__(self, redis: Redis, services: ToolServices, tools: ToolCatalog):
         self.redis = redis
         self.services = services
+        self.tools = tools
         self.settings = services.settings
 
     async def _completed_before(self, request: ToolRequest, tool_name: str) -> bool:
@@ -95,10 +92,10 @@ class ToolActivities:
     async def _charge(self, request: ToolRequest, tool: Tool) -> None:
         async with self.services.sessions.begin() as db:
             await credits.add_entry(db, request.user_id, -tool.credit_cost,
-                                    credits.tool_charge_key(request.turn_id, request.call.id), f"tool {tool.name}")
+                                    keys.tool_charge(request.turn_id, request.call.id), f"tool {tool.name}")
 
     async def _execute(self, request: ToolRequest) -> ToolResult:
-        tool = TOOLS.get(request.call.name)
+        tool = self.tools.get(request.call.name)
         if tool is None:
             return _error(request, "unknown_tool", f"There is no tool named '{request.call.name}'.")
         # Before anything else about the tool: a forbidden call is refused as such, whatever
@@ -115,7 +112,7 @@ class ToolActivities:
             return _error(request, "prerequisite_missing", f"Call '{tool.prerequisite}' before '{tool.name}'.")
         if tool.credit_cost:
             async with self.services.sessions() as db:
-                charge_key = credits.tool_charge_key(request.turn_id, request.call.id)
+                charge_key = keys.tool_charge(request.turn_id, request.call.id)
                 if not await credits.already_charged(db, charge_key) and \
                         await credits.balance(db, request.user_id) < tool.credit_cost:
                     return _error(request, "insufficient_credits",
@@ -125,7 +122,7 @@ class ToolActivities:
         if budget <= 0:  # a retry that starts after the call's deadline
             return _error(request, "tool_timeout", timeout_message(tool.name, cap))
         context = ToolContext(request.session_id, request.user_id, request.turn_id, request.call.id,
-                              self.services, tuple(request.allowed_tools), budget)
+                              self.services, budget)
         try:
             async with heartbeating():
                 output = await self._run_within(tool, arguments, context, request, budget)
@@ -196,7 +193,7 @@ class ToolActivities:
             result = _error(request, "tool_failed", f"{type(failure).__name__}: the tool failed unexpectedly.")
         publisher = StreamPublisher(self.redis, request.stream_key, self.settings.stream_retention_seconds)
         try:
-            await publisher.publish_once(f"tool-output-{request.call.id}", [result.stream_part()])
+            await publisher.publish_once(keys.tool_output_part(request.call.id), [result.stream_part()])
         except Exception:  # never fail (and so re-run) a tool that finished: the workflow publishes it
             log.exception("could not publish the result of tool call %s", request.call.id)
             result = result.model_copy(update={"published": False})

@@ -15,6 +15,10 @@ def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_tool_names(request: Request) -> tuple[str, ...]:
+    return request.app.state.tool_names
+
+
 def get_temporal(request: Request) -> Client:
     return request.app.state.temporal
 
@@ -38,6 +42,7 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
+ToolNamesDep = Annotated[tuple[str, ...], Depends(get_tool_names)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 DbDep = Annotated[AsyncSession, Depends(get_db)]
 SessionMakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_maker)]

@@ -7,20 +7,24 @@ from typing import Optional
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routers import admin, credits, health, sessions, usage, workspace
+from api.routers import admin, health, sessions, stripe_webhook, subscription, usage, workspace
 from database import session_maker
 from settings import Settings, get_settings
 from stream_relay.connection import redis_client
+from tools.registry import DEFAULT_TOOLS, ToolCatalog
 from workflows.turn_client import connect_temporal
 from workspace.storage import DiskStorage
 
 
-def create_app(settings: Optional[Settings] = None) -> FastAPI:
+def create_app(settings: Optional[Settings] = None, tools: ToolCatalog = DEFAULT_TOOLS) -> FastAPI:
+    """The app. `tools` is the catalogue the workers serve: a turn's allowed tools are resolved
+    from it before the turn starts."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.settings = settings
+        app.state.tool_names = tuple(tools)
         app.state.sessions = session_maker(settings.database_url)
         app.state.redis = redis_client(settings.redis_url)
         app.state.temporal = await connect_temporal(settings)
@@ -40,7 +44,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.include_router(sessions.router)
     app.include_router(usage.router)
     app.include_router(workspace.router)
-    app.include_router(credits.router)
+    app.include_router(subscription.router)
+    app.include_router(stripe_webhook.router)
     app.include_router(admin.router)
     return app
 

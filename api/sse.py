@@ -9,8 +9,9 @@ from fastapi.responses import StreamingResponse
 from redis.asyncio import Redis
 
 from models import ui_stream
+from models.keys import turn_stream_key
 from settings import Settings
-from stream_relay.keys import latest_turn_key, turn_stream_key
+from stream_relay.keys import latest_turn_key
 from stream_relay.reader import STREAM_START, read_stream_batches
 
 IDLE_TIMEOUT_TEXT = "The answer stopped arriving. Reload the session to see what was saved, then try again."

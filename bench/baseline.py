@@ -27,7 +27,7 @@ from models import ui_stream
 from models.turn import ModelMessage, RoundRequest
 from settings import Settings
 from stream_relay.round_assembler import RoundAssembler
-from tools.registry import TOOLS
+from tools.registry import DEFAULT_TOOLS
 
 
 class BaselineRequest(BaseModel):
@@ -51,7 +51,7 @@ def create_app(model_url: str, model: str) -> FastAPI:
                     ModelMessage(role="user", content=request.message)]
         body = build_request(settings, RoundRequest(
             session_id="baseline", turn_id="baseline", stream_key="", round_index=0, mode="fast",
-            allowed_tools=list(TOOLS)), messages)
+            allowed_tools=list(DEFAULT_TOOLS)), messages, DEFAULT_TOOLS)
         assembler = RoundAssembler("r0a1")
         counter = 0
 

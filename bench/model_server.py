@@ -7,7 +7,7 @@ than from the environment: the last user message may carry a directive such as
 
 words: answer length in tokens (one word per chunk); tps: tokens per second (0 = as fast as it can);
 delay_ms: first-token delay; tools: model rounds that call `get_current_time` before the answer.
-Text answers are the offline model's own (`offline_model.server.stream_answer`), so the system and
+Text answers are the offline model's own (`local.model.server.stream_answer`), so the system and
 the direct baseline parse exactly what a user of `make dev` would get.
 """
 
@@ -20,8 +20,8 @@ from typing import Any, AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
-from offline_model import chunks
-from offline_model.server import Pacing, _content_text, stream_answer
+from local.model import chunks
+from local.model.server import Pacing, _content_text, stream_answer
 
 DIRECTIVE = re.compile(r"\[bench ([^\]]*)\]")
 TOOL = "get_current_time"

@@ -61,7 +61,7 @@ def _concurrency_table(levels: list[dict]) -> list[str]:
     for level in levels:
         res = level["resources"]
 
-        def cpu(name: str) -> str:
+        def cpu(name: str, res: dict = res) -> str:
             entry = res.get(name, {})
             return f"{_fmt(entry.get('cpu_avg_pct'), '%')} ({_fmt(entry.get('rss_peak_mb'), ' MB')})" \
                 if name in ("API", "worker") else _fmt(entry.get("cpu_avg_pct"), "%")

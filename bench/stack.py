@@ -19,10 +19,10 @@ from api.auth import issue_token
 from bench import sse_client
 from bench.sse_client import StreamResult
 from database import upgrade_schema
-from devstack.postgres import EmbeddedPostgres
-from devstack.process import ChildProcess, free_port, port_open, wait_until
-from devstack.redis import EmbeddedRedis
-from devstack.temporal import TemporalDevServer
+from local.stack.postgres import EmbeddedPostgres
+from local.stack.process import ChildProcess, free_port, port_open, wait_until
+from local.stack.redis import EmbeddedRedis
+from local.stack.temporal import TemporalDevServer
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -69,7 +69,8 @@ class BenchStack:
 
     def start(self) -> "BenchStack":
         try:
-            postgres = EmbeddedPostgres(self.root / "pg", free_port(), durable=False).start(self.root / "logs" / "postgres.log")
+            postgres = EmbeddedPostgres(self.root / "pg", free_port(), durable=False).start(
+                self.root / "logs" / "postgres.log")
             self.servers.append(postgres)
             redis = EmbeddedRedis(self.root / "redis", free_port(), durable=False).start(self.root / "logs" / "redis.log")
             self.servers.append(redis)

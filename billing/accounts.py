@@ -1,10 +1,17 @@
-"""A user's subscription tier, as stored in Postgres."""
+"""A user's account row: opened with its welcome credits, and its subscription tier."""
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing import credits
 from conversation.sessions import ensure_user
 from models.db import User
+
+
+async def open_account(db: AsyncSession, user_id: str, welcome_credits: int) -> None:
+    """The user's row and first credits, on first contact (repeats change nothing)."""
+    await ensure_user(db, user_id)
+    await credits.grant_welcome_credits(db, user_id, welcome_credits)
 
 
 async def user_tier(db: AsyncSession, user_id: str) -> str:

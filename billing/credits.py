@@ -26,10 +26,6 @@ async def already_charged(db: AsyncSession, key: str) -> bool:
     return (await db.execute(select(CreditEntry.id).where(CreditEntry.idempotency_key == key))).first() is not None
 
 
-def tool_charge_key(turn_id: str, tool_call_id: str) -> str:
-    return f"tool:{turn_id}:{tool_call_id}"
-
-
 async def grant_welcome_credits(db: AsyncSession, user_id: str, amount: int) -> None:
     """Every user's first credits, granted once (the key makes repeats no-ops)."""
     if amount > 0:

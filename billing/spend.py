@@ -14,7 +14,6 @@ from settings import Settings
 
 log = logging.getLogger(__name__)
 
-TIERS = ("FREE", "PRO", "BUSINESS", "ENTERPRISE")
 Window = Literal["daily", "weekly"]
 
 # Take the daily amount off the weekly window as the daily window is cleared, atomically.

@@ -6,17 +6,14 @@ failed is not marked done: Stripe retries it.
 """
 
 import logging
-from typing import Any, Literal, Optional
+from typing import Any, Awaitable, Callable, Literal, Optional
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client
 
 from models.db import StripeEvent, User, utcnow
 from models.subscription import StripeEventNotice
-from settings import Settings
-from workflows.subscription_client import deliver_stripe_event
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +25,8 @@ HANDLED_EVENTS = frozenset({
 # `subscription_schedule.updated` is deliberately absent: our own schedule calls cause it.
 
 Outcome = Literal["delivered", "duplicate", "ignored", "unknown_customer"]
+# Hands a user's event to whoever applies it (the user's subscription workflow).
+Deliver = Callable[[str, StripeEventNotice], Awaitable[None]]
 
 
 def _id_of(value: Any) -> Optional[str]:
@@ -49,7 +48,7 @@ async def owner_of(db: AsyncSession, obj: dict[str, Any]) -> Optional[str]:
     return None
 
 
-async def accept_event(db: AsyncSession, client: Client, settings: Settings, event: dict[str, Any]) -> Outcome:
+async def accept_event(db: AsyncSession, deliver: Deliver, event: dict[str, Any]) -> Outcome:
     if event["type"] not in HANDLED_EVENTS:
         return "ignored"
     user_id = await owner_of(db, event["data"]["object"])
@@ -62,7 +61,7 @@ async def accept_event(db: AsyncSession, client: Client, settings: Settings, eve
     if recorded is None:
         await db.rollback()
         return "duplicate"
-    await deliver_stripe_event(client, settings, user_id, StripeEventNotice(
+    await deliver(user_id, StripeEventNotice(
         event_id=event["id"], type=event["type"], created=int(event.get("created") or 0)))
     await db.commit()
     return "delivered"

@@ -1,35 +1,19 @@
-"""Subscription tiers: their order, their Stripe prices and what a change between two of them is."""
+"""Subscription rules: the order of the tiers and what a change between two of them is.
+
+Pure functions of their arguments (no settings, no I/O), so the subscription workflow decides
+with them and replays the same decisions.
+"""
 
 from datetime import datetime
 from typing import Literal, Optional
 
-from models.subscription import SelfServiceTier, StripeSubscription, Tier
-from settings import Settings
-
-TIER_ORDER: tuple[Tier, ...] = ("FREE", "PRO", "BUSINESS", "ENTERPRISE")
-PAID_TIERS: tuple[SelfServiceTier, ...] = ("PRO", "BUSINESS")
+from models.subscription import PAID_TIERS, TIERS, SelfServiceTier, StripeSubscription, Tier
 
 Change = Literal["keep", "checkout", "upgrade", "downgrade", "cancel"]
 
 
 def rank(tier: Tier) -> int:
-    return TIER_ORDER.index(tier)
-
-
-def price_ids(settings: Settings) -> dict[SelfServiceTier, str]:
-    return {"PRO": settings.stripe_price_pro, "BUSINESS": settings.stripe_price_business}
-
-
-def tier_for_price(settings: Settings, price_id: str) -> Optional[Tier]:
-    for tier, price in price_ids(settings).items():
-        if price == price_id:
-            return tier
-    return None
-
-
-def tier_costs(settings: Settings) -> dict[str, int]:
-    """Monthly cost of each self-service tier, in cents."""
-    return {"FREE": 0, "PRO": settings.tier_cost_cents_pro, "BUSINESS": settings.tier_cost_cents_business}
+    return TIERS.index(tier)
 
 
 def classify_change(current: Tier, target: SelfServiceTier, has_subscription: bool) -> Change:
@@ -53,7 +37,7 @@ def pending_change(subscription: Optional[StripeSubscription],
     if subscription.cancel_at_period_end:
         return "FREE", subscription.current_period_end
     schedule = subscription.schedule
-    if (schedule is not None and schedule.status in ("active", "not_started") and schedule.next_tier in PAID_TIERS
+    if (schedule is not None and schedule.is_open and schedule.next_tier in PAID_TIERS
             and schedule.next_tier != current):
         return schedule.next_tier, schedule.next_phase_start
     return None, None

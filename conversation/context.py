@@ -56,6 +56,3 @@ class ContextCache:
         while len(self._by_session) > self.max_sessions:
             self._by_session.popitem(last=False)
         return model_history(cached.rows)
-
-    def forget(self, session_id: str) -> None:
-        self._by_session.pop(session_id, None)

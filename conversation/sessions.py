@@ -8,7 +8,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db import ChatMessage, ChatSession, User, utcnow
-from tools.permissions import ToolFilter
+from models.tool_filter import ToolFilter
 
 TITLE_FROM_MESSAGE_CHARS = 80
 
@@ -105,3 +105,10 @@ async def last_turn_messages(db: AsyncSession, session_id: str) -> Sequence[Chat
 
 def session_tool_filter(session: ChatSession) -> ToolFilter:
     return ToolFilter.model_validate(session.session_metadata.get("tool_filter") or {})
+
+
+async def session_progress(db: AsyncSession, session_id: str, last: int, chars: int) -> dict:
+    """How far a session has got: its message count and its last messages, cut to `chars`."""
+    rows = await session_messages(db, session_id)
+    return {"message_count": len(rows),
+            "last_messages": [{"role": r.role, "content": r.content[:chars]} for r in rows[-last:]]}

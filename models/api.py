@@ -6,8 +6,8 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.subscription import ChangeTierRequest, SelfServiceTier, Tier
+from models.tool_filter import ToolFilter
 from models.turn import IncomingMessage
-from tools.permissions import ToolFilter
 
 
 class ErrorDetail(BaseModel):

@@ -32,13 +32,15 @@ class ChatSession(SQLModel, table=True):
     __tablename__ = "chat_sessions"
 
     id: str = Field(primary_key=True, max_length=64)
-    user_id: str = Field(sa_column=Column(String(128), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True))
+    user_id: str = Field(sa_column=Column(String(128), ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
+                                          index=True))
     title: Optional[str] = Field(default=None, max_length=200)
     parent_session_id: Optional[str] = Field(
         default=None, sa_column=Column(String(64), ForeignKey("chat_sessions.id", ondelete="SET NULL"), nullable=True)
     )
     # "metadata" is reserved by SQLAlchemy's declarative base, hence the attribute name.
-    session_metadata: dict = Field(default_factory=dict, sa_column=Column("metadata", JSONB, nullable=False, server_default="{}"))
+    session_metadata: dict = Field(default_factory=dict,
+                                   sa_column=Column("metadata", JSONB, nullable=False, server_default="{}"))
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
 
@@ -71,7 +73,8 @@ class CreditEntry(SQLModel, table=True):
     __tablename__ = "credit_ledger"
 
     id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
-    user_id: str = Field(sa_column=Column(String(128), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True))
+    user_id: str = Field(sa_column=Column(String(128), ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
+                                          index=True))
     amount: int
     reason: str = Field(max_length=200)
     idempotency_key: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
@@ -82,7 +85,8 @@ class WorkspaceFile(SQLModel, table=True):
     __tablename__ = "workspace_files"
 
     id: str = Field(primary_key=True, max_length=64)
-    user_id: str = Field(sa_column=Column(String(128), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True))
+    user_id: str = Field(sa_column=Column(String(128), ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
+                                          index=True))
     session_id: Optional[str] = Field(default=None, max_length=64)
     name: str = Field(max_length=128)
     size_bytes: int

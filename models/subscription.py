@@ -5,12 +5,20 @@ so no price id ever enters workflow history.
 """
 
 from datetime import datetime
-from typing import Literal, Optional
+from typing import Literal, Optional, get_args
 
 from pydantic import BaseModel, Field
 
+# The tiers, lowest first: the one definition every list of tiers comes from.
 Tier = Literal["FREE", "PRO", "BUSINESS", "ENTERPRISE"]
-SelfServiceTier = Literal["FREE", "PRO", "BUSINESS"]
+SelfServiceTier = Literal["FREE", "PRO", "BUSINESS"]  # ENTERPRISE is set by an administrator only
+PaidTier = Literal["PRO", "BUSINESS"]  # the tiers with a Stripe price
+TIERS: tuple[Tier, ...] = get_args(Tier)
+PAID_TIERS: tuple[PaidTier, ...] = get_args(PaidTier)
+
+# Stripe's statuses that we act on, in one place.
+LIVE_SUBSCRIPTION_STATUSES = ("active", "trialing", "past_due")
+OPEN_SCHEDULE_STATUSES = ("active", "not_started")
 
 
 class SubscriptionState(BaseModel):
@@ -88,6 +96,11 @@ class StripeSchedule(BaseModel):
     status: str
     next_tier: Optional[Tier] = None  # None: the next phase's price is not one of ours
     next_phase_start: Optional[datetime] = None
+
+    @property
+    def is_open(self) -> bool:
+        """Still to run or running: it will change the subscription unless released."""
+        return self.status in OPEN_SCHEDULE_STATUSES
 
 
 class StripeSubscription(BaseModel):

@@ -8,7 +8,13 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, Field
 
 from models import ui_stream
-from tools.permissions import ToolFilter
+from models.tool_filter import ToolFilter
+
+# The system row a stopped turn ends with, and the error its unfinished tool calls get.
+STOP_MARKER = "stopped by user"
+
+# How long a caller waits for a stopped turn to close before answering "stop pending".
+STOP_WAIT_SECONDS = 15.0
 
 TurnStatus = Literal["running", "completed", "failed", "stopped"]
 ChatMode = Literal["fast", "extended_thinking"]
@@ -89,6 +95,9 @@ class TurnInput(BaseModel):
     user_id: str
     mode: ChatMode = "fast"
     tool_filter: ToolFilter = Field(default_factory=ToolFilter)
+    # The tools this turn may use, resolved from the filter before the turn starts, so what the
+    # workflow decides never depends on the registry of the worker that replays it.
+    allowed_tools: Optional[list[str]] = None
     kind: Literal["turn", "sub_session"] = "turn"
     model_policy: ModelCallPolicy = Field(default_factory=ModelCallPolicy)
     tool_timeout_seconds: float = 300.0
@@ -191,6 +200,12 @@ class ToolResult(BaseModel):
         if self.error is not None:
             return ui_stream.tool_output_error(self.tool_call_id, self.error)
         return ui_stream.tool_output_available(self.tool_call_id, self.output)
+
+
+def timeout_message(tool_name: str, cap: float) -> str:
+    """What the model reads when a tool call ran into the tool cap."""
+    return (f"'{tool_name}' did not finish within {cap:.0f}s. For long work, delegate it with "
+            "run_sub_session and poll get_sub_session_result.")
 
 
 class NewMessageRow(BaseModel):

@@ -1,8 +1,4 @@
-"""Redis key names, in one place."""
-
-
-def turn_stream_key(session_id: str, turn_id: str) -> str:
-    return f"copilot:stream:{session_id}:{turn_id}"
+"""Redis key names besides the turn stream itself (`models.keys.turn_stream_key`)."""
 
 
 def latest_turn_key(session_id: str) -> str:

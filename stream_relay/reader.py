@@ -1,10 +1,9 @@
 """Reads a turn's Redis stream from any point: the start (late subscriber) or after an event id
 (reconnect with Last-Event-ID)."""
 
-import json
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Literal, Optional
+from typing import AsyncIterator, Literal, Optional
 
 from redis.asyncio import Redis
 
@@ -21,10 +20,6 @@ class StreamEvent:
     entry_id: Optional[str] = None
     raw: Optional[str] = None  # the part's JSON exactly as stored: relayed to clients without re-encoding
     continues: bool = False  # on "end": the session's next turn follows at once
-
-    @property
-    def part(self) -> Optional[dict[str, Any]]:
-        return json.loads(self.raw) if self.raw is not None else None
 
 
 def valid_entry_id(value: str) -> bool:

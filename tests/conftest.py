@@ -10,24 +10,26 @@ from typing import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from api.auth import issue_token
 from api.main import create_app
 from database import upgrade_schema
-from devstack.postgres import EmbeddedPostgres
-from devstack.process import free_port
-from devstack.redis import EmbeddedRedis
-from devstack.temporal import TemporalDevServer, wheel_binary
-from offline_stripe.server import create_app as create_stripe_app
-from offline_stripe.state import StripeSandbox
+from local.stack.postgres import EmbeddedPostgres
+from local.stack.process import free_port
+from local.stack.redis import EmbeddedRedis
+from local.stack.temporal import TemporalDevServer, wheel_binary
+from local.stripe.server import create_app as create_stripe_app
+from local.stripe.state import StripeSandbox
 from settings import Settings
-from tests.scripted_model import ScriptedModel
-from tests.scripted_model import create_app as create_model_app
+from tests.support.extra_tools import TEST_TOOLS
+from tests.support.scripted_model import ScriptedModel
+from tests.support.scripted_model import create_app as create_model_app
+from tests.support.servers import serve, shutdown
+from tests.support.stripe_keys import FRONTEND_ORIGIN, PRICES, STRIPE_KEY, STRIPE_WEBHOOK_SECRET
+from tests.support.users import User, make_user
 from worker import build_worker
 from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
 from workflows.turn_client import connect_temporal
@@ -56,22 +58,6 @@ def stack(tmp_path_factory) -> Stack:
         postgres.stop()
 
 
-async def serve(app, port: int) -> tuple[uvicorn.Server, asyncio.Task]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                           timeout_graceful_shutdown=2))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    return server, task
-
-
-async def shutdown(server: uvicorn.Server, task: asyncio.Task) -> None:
-    server.should_exit = True
-    await asyncio.wait_for(task, 30)
-
-
 @pytest.fixture(scope="session")
 async def model_server() -> AsyncIterator[tuple[ScriptedModel, str]]:
     model = ScriptedModel()
@@ -79,11 +65,6 @@ async def model_server() -> AsyncIterator[tuple[ScriptedModel, str]]:
     server, task = await serve(create_model_app(model), port)
     yield model, f"http://127.0.0.1:{port}/v1"
     await shutdown(server, task)
-
-
-STRIPE_KEY, STRIPE_WEBHOOK_SECRET = "sk_test_sandbox_0123456789", "whsec_test_0123456789"
-PRICES = {"price_pro_monthly": 2_000, "price_business_monthly": 10_000}
-FRONTEND_ORIGIN = "http://app.example.test"
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +106,7 @@ async def temporal_client(settings: Settings):
 
 @pytest.fixture(scope="session")
 async def worker(settings: Settings, temporal_client):
-    running = build_worker(temporal_client, settings)
+    running = build_worker(temporal_client, settings, TEST_TOOLS)
     task = asyncio.create_task(running.run())
     yield running
     await running.shutdown()
@@ -135,7 +116,7 @@ async def worker(settings: Settings, temporal_client):
 @pytest.fixture(scope="session")
 async def api_url(settings: Settings, worker, stripe_sandbox) -> AsyncIterator[str]:
     port = free_port()
-    server, task = await serve(create_app(settings), port)
+    server, task = await serve(create_app(settings, TEST_TOOLS), port)
     stripe_sandbox[0].webhook_url = f"http://127.0.0.1:{port}/api/credits/stripe_webhook"
     yield f"http://127.0.0.1:{port}"
     await shutdown(server, task)
@@ -158,21 +139,6 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     await environment.shutdown()
 
 
-@dataclass
-class User:
-    id: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-def make_user(settings: Settings) -> User:
-    user_id = f"user-{uuid.uuid4().hex[:10]}"
-    return User(user_id, issue_token(settings.jwt_secret, user_id))
-
-
 @pytest.fixture
 def user(settings: Settings) -> User:
     return make_user(settings)
@@ -182,3 +148,14 @@ def user(settings: Settings) -> User:
 async def http(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=api_url, timeout=httpx.Timeout(60.0)) as client:
         yield client
+
+
+KINDS = ("unit", "workflows", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Each test is marked by the folder it lives in, so `pytest -m unit` runs the quick ones."""
+    for item in items:
+        kind = next((part for part in Path(str(item.path)).parts if part in KINDS), None)
+        if kind:
+            item.add_marker(getattr(pytest.mark, kind))

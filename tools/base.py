@@ -2,14 +2,27 @@
 and an async function that runs it; optionally a prerequisite tool and a credit cost."""
 
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client
 
+from models.turn import TurnOutcome
 from settings import Settings
 from workspace.storage import WorkspaceStorage
+
+
+class SubSessionControl(Protocol):
+    """The turn machinery the sub-session tools need, without the tools knowing Temporal:
+    implemented beside the Temporal client (`workflows.turn_client.TemporalSubSessions`) and
+    handed to the tools by `worker.py`."""
+
+    async def stop(self, session_id: str, timeout_seconds: float) -> Optional[bool]:
+        """Stops the session's turn: True once it has closed, False when nothing ran, None when
+        it had not closed within the timeout (the stop stays requested)."""
+
+    async def outcome(self, session_id: str, wait_seconds: float) -> TurnOutcome:
+        """Waits up to `wait_seconds` for the session's turn, then how its last turn ended."""
 
 
 @dataclass(frozen=True)
@@ -19,7 +32,7 @@ class ToolServices:
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
     storage: WorkspaceStorage
-    temporal: Optional[Client] = None
+    sub_sessions: Optional[SubSessionControl] = None
 
 
 @dataclass(frozen=True)
@@ -29,7 +42,6 @@ class ToolContext:
     turn_id: str
     tool_call_id: str
     services: ToolServices
-    allowed_tools: tuple[str, ...] = ()
     # Seconds this call may still take before it hits the tool cap (waits must end before it).
     budget_seconds: float = 300.0
 
@@ -52,8 +64,6 @@ class Tool:
     # The tool refuses until this tool has been called earlier in the session.
     prerequisite: Optional[str] = None
     credit_cost: int = 0
-    # Runs in the turn workflow itself (it starts a child workflow), not in the tool activity.
-    runs_in_workflow: bool = False
 
     def openai_schema(self) -> dict[str, Any]:
         schema = self.input_model.model_json_schema()

@@ -5,7 +5,8 @@ from typing import Optional
 
 from pydantic import BaseModel, Field
 
-from conversation.sessions import owned_session
+from conversation.sessions import owned_session, session_progress
+from models.turn import STOP_WAIT_SECONDS
 from tools.base import Tool, ToolContext, ToolError
 
 MAX_WAIT_SECONDS = 300
@@ -43,30 +44,29 @@ class GetSubSessionResultInput(BaseModel):
 
 
 async def get_sub_session_result(arguments: GetSubSessionResultInput, context: ToolContext) -> dict:
-    from workflows import turn_client  # the turn client imports this registry's workflow
-
     services = context.services
+    control = services.sub_sessions
+    if control is None:
+        raise ToolError("unavailable", "Sub-sessions are not available on this worker.")
     async with services.sessions() as db:
         sub = await owned_session(db, context.user_id, arguments.sub_session_id)
     if sub is None or sub.id == context.session_id:  # its own session is no sub: same answer as missing
         raise ToolError("not_found", "No such sub-session.")
     outcome = None
     if arguments.cancel:
-        try:
-            stopped = await turn_client.stop_turn(services.temporal, sub.id,
-                                                  clamp_wait(turn_client.STOP_WAIT_SECONDS, context.budget_seconds))
-        except turn_client.StopPending:
-            stopped, outcome = False, {"status": "running", "cancel_requested": True}
-        if stopped:
+        stopped = await control.stop(sub.id, clamp_wait(STOP_WAIT_SECONDS, context.budget_seconds))
+        if stopped is None:
+            outcome = {"status": "running", "cancel_requested": True}
+        elif stopped:
             outcome = {"status": "cancelled"}
     if outcome is None:  # waiting, or a cancel that found nothing running: how the sub really ended
         wait = 0.0 if arguments.cancel else clamp_wait(arguments.wait_if_running, context.budget_seconds)
-        result = await turn_client.turn_outcome(services.temporal, services.sessions, sub.id, wait)
+        result = await control.outcome(sub.id, wait)
         outcome = result.model_dump(exclude_none=True, exclude={"queued", "pending_buffer_length"})
     outcome.update(sub_autopilot_session_id=sub.id, link=sub_link(sub.id))
     if arguments.include_progress:
-        outcome["progress"] = await turn_client.session_progress(services.sessions, sub.id, PROGRESS_MESSAGES,
-                                                                 PROGRESS_CHARS)
+        async with services.sessions() as db:
+            outcome["progress"] = await session_progress(db, sub.id, PROGRESS_MESSAGES, PROGRESS_CHARS)
     return outcome
 
 
@@ -75,7 +75,8 @@ RUN = Tool(
     "Delegates a task to a sub-session (its own chat, with at most your tools) and waits up to "
     "wait_for_result seconds. Returns status completed (with response), running (poll with "
     "get_sub_session_result), queued, error or cancelled, and the sub-session id.",
-    RunSubSessionInput, run=None, runs_in_workflow=True,
+    # No `run`: the turn workflow itself starts the sub's turn, as a child workflow.
+    RunSubSessionInput, run=None,
 )
 GET_RESULT = Tool(
     "get_sub_session_result",

@@ -13,31 +13,53 @@ from typing import Awaitable, Optional, TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import (
-    ActivityError, ApplicationError, CancelledError, TimeoutError as ActivityTimeout, WorkflowAlreadyStartedError,
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.exceptions import (
+    TimeoutError as ActivityTimeout,
 )
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.llm import ModelActivities
-    from activities.stop import StopActivities
-    from activities.store import StoreActivities
-    from activities.stream import StreamActivities
-    from activities.tools import ToolActivities, timeout_message
-    from activities.usage import UsageActivities
-    from models import ui_stream
+    from activities import interfaces as act
+    from models import keys, ui_stream
     from models.turn import (
-        BeginTurnRequest, IncomingMessage, NewMessageRow, OpenStreamRequest, PreparedSubSession, PrepareSubSessionRequest,
-        PublishRequest, QueueInSessionRequest, RecordUsageRequest,
-        RecordMessagesRequest, RoundRequest, RoundResult, StopRequest, SubmitResult, ToolCall, ToolRequest,
-        ToolResult, TurnInput, TurnResult, TurnState, TurnStatus, Usage,
+        BeginTurnRequest,
+        IncomingMessage,
+        NewMessageRow,
+        OpenStreamRequest,
+        PrepareSubSessionRequest,
+        PublishRequest,
+        QueueInSessionRequest,
+        RecordMessagesRequest,
+        RecordUsageRequest,
+        RoundRequest,
+        RoundResult,
+        StopRequest,
+        SubmitResult,
+        ToolCall,
+        ToolRequest,
+        ToolResult,
+        TurnInput,
+        TurnResult,
+        TurnState,
+        TurnStatus,
+        Usage,
+        timeout_message,
     )
-    from stream_relay.keys import turn_stream_key
-    from tools.registry import TOOLS
     from workflows import search_attributes
 
 EMPTY_ANSWER_TEXT = "I've finished working on this; the tool results are above."
 ROUND_CAP_TEXT = "I stopped here because this turn reached its step limit. Send a message to continue."
 T = TypeVar("T")
+# The tools every turn could use before the allowed names travelled in its input: what a turn
+# started by an older deploy (whose input has no `allowed_tools`) resolves its filter against.
+# Frozen, so such a turn replays the same commands whatever the registry holds today.
+TOOLS_BEFORE_ALLOWED_TOOLS_INPUT = ("get_current_time", "bash_exec", "write_workspace_file", "read_workspace_file",
+                                    "list_workspace_files", "run_sub_session", "get_sub_session_result")
 SUB_SESSION_TOOL = "run_sub_session"
 SUB_SESSION_RESULT_TOOL = "get_sub_session_result"
 QUICK = dict(start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)))
@@ -92,7 +114,8 @@ class CopilotTurnWorkflow:
         self._open_calls: list[ToolCall] = []
         self._round_results: dict[str, ToolResult] = {}
         self._tool_calls: list[ToolCall] = []
-        self._allowed_tools = input.tool_filter.allowed(TOOLS)
+        self._allowed_tools = (list(input.allowed_tools) if input.allowed_tools is not None
+                               else input.tool_filter.allowed(TOOLS_BEFORE_ALLOWED_TOOLS_INPUT))
 
     @property
     def _turn_id(self) -> str:
@@ -140,18 +163,18 @@ class CopilotTurnWorkflow:
 
     @workflow.run
     async def run(self, input: TurnInput) -> TurnResult:
-        stream_key = turn_stream_key(input.session_id, self._turn_id)
+        stream_key = keys.turn_stream_key(input.session_id, self._turn_id)
         if not await self._wait_for_opening_message():
             return TurnResult(turn_id=self._turn_id, status="completed", text="", rounds=0, usage=Usage())
         opening, self._opening = self._opening, []
 
         await asyncio.gather(
-            workflow.execute_local_activity_method(
-                StreamActivities.open_stream,
+            workflow.execute_local_activity(
+                act.open_stream,
                 OpenStreamRequest(session_id=input.session_id, turn_id=self._turn_id, stream_key=stream_key), **LOCAL,
             ),
-            workflow.execute_local_activity_method(
-                StoreActivities.begin_turn,
+            workflow.execute_local_activity(
+                act.begin_turn,
                 BeginTurnRequest(session_id=input.session_id, user_id=input.user_id, turn_id=self._turn_id,
                                  stream_key=stream_key, messages=opening), **LOCAL,
             ),
@@ -180,15 +203,15 @@ class CopilotTurnWorkflow:
                 tool_results = await self._unless_stopped(asyncio.gather(*(
                     self._run_tool(stream_key, call) for call in result.tool_calls
                 )))
-                tool_rows = [NewMessageRow(key=f"tool:{r.tool_call_id}", role="tool", content=r.model_content(),
+                tool_rows = [NewMessageRow(key=keys.tool_row(r.tool_call_id), role="tool", content=r.model_content(),
                                            tool_call_id=r.tool_call_id) for r in tool_results]
                 await self._record(tool_rows)
                 self._open_calls = []
-                await self._publish(stream_key, f"finish-step-{round_index}", [ui_stream.finish_step()])
+                await self._publish(stream_key, keys.finish_step_part(round_index), [ui_stream.finish_step()])
                 await self._deliver_pending(stream_key, round_index)
             else:
                 final_text = closing_text = ROUND_CAP_TEXT
-                await self._record([NewMessageRow(key="round-cap", role="assistant", content=ROUND_CAP_TEXT)])
+                await self._record([NewMessageRow(key=keys.ROUND_CAP_ROW, role="assistant", content=ROUND_CAP_TEXT)])
         except TurnStopped:
             self._set_status("stopped")
             await self._record_stop(stream_key)
@@ -245,13 +268,13 @@ class CopilotTurnWorkflow:
                                 published=False)
         self._round_results[call.id] = result
         if not result.published:
-            await self._publish(stream_key, f"tool-output-{call.id}", [result.stream_part()])
+            await self._publish(stream_key, keys.tool_output_part(call.id), [result.stream_part()])
         return result
 
     async def _tool_activity(self, stream_key: str, call: ToolCall, allowed_tools: list[str],
                              deadline: datetime) -> ToolResult:
-        return await workflow.execute_activity_method(
-            ToolActivities.run_tool,
+        return await workflow.execute_activity(
+            act.run_tool,
             ToolRequest(session_id=self._input.session_id, user_id=self._input.user_id, turn_id=self._turn_id,
                         stream_key=stream_key, call=call, allowed_tools=allowed_tools,
                         timeout_seconds=self._input.tool_timeout_seconds, deadline=deadline),
@@ -267,12 +290,11 @@ class CopilotTurnWorkflow:
     async def _run_sub_session(self, stream_key: str, call: ToolCall, deadline: datetime) -> ToolResult:
         """Starts the sub's turn as a child workflow that outlives this turn, then waits for it
         like `get_sub_session_result` does (the same tool, on the sub's id)."""
-        # Named, not imported: the sub-session activities use the turn client, which imports this module.
         prepared = await workflow.execute_activity(
-            "prepare_sub_session",
+            act.prepare_sub_session,
             PrepareSubSessionRequest(parent_session_id=self._input.session_id, user_id=self._input.user_id,
                                      turn_id=self._turn_id, call=call, parent_allowed_tools=self._allowed_tools),
-            result_type=PreparedSubSession, schedule_to_close_timeout=self._time_left(deadline), **QUICK,
+            schedule_to_close_timeout=self._time_left(deadline), **QUICK,
         )
         if prepared.error:
             return ToolResult(tool_call_id=call.id, name=call.name, error=prepared.error, published=False)
@@ -291,10 +313,10 @@ class CopilotTurnWorkflow:
             )
         except WorkflowAlreadyStartedError:
             submitted = await workflow.execute_activity(
-                "queue_in_session",
+                act.queue_in_session,
                 QueueInSessionRequest(session_id=sub_id, user_id=self._input.user_id, message=prepared.message,
                                       title=prepared.title, parent_allowed_tools=self._allowed_tools),
-                result_type=SubmitResult, schedule_to_close_timeout=self._time_left(deadline), **QUICK,
+                schedule_to_close_timeout=self._time_left(deadline), **QUICK,
             )
             output = {"status": "queued" if submitted.queued else "running", "sub_autopilot_session_id": sub_id,
                       "link": f"/copilot?sessionId={sub_id}", "buffer_length": submitted.buffer_length}
@@ -312,14 +334,14 @@ class CopilotTurnWorkflow:
         if not self._pending:
             return
         delivered, self._pending = self._pending, []
-        await self._record([NewMessageRow(key=f"user:{m.message_id}", role="user", content=m.content)
+        await self._record([NewMessageRow(key=keys.user_row(m.message_id), role="user", content=m.content)
                             for m in delivered])
-        await self._publish(stream_key, f"pending-delivered-{round_index}", [
+        await self._publish(stream_key, keys.pending_delivered_part(round_index), [
             ui_stream.data("pending-delivered", {"messageIds": [m.message_id for m in delivered]})])
 
     async def _record_stop(self, stream_key: str) -> None:
-        await workflow.execute_activity_method(
-            StopActivities.record_stop,
+        await workflow.execute_activity(
+            act.record_stop,
             StopRequest(session_id=self._input.session_id, turn_id=self._turn_id, stream_key=stream_key,
                         round_index=self._round - 1,
                         open_tool_calls=[c for c in self._open_calls if c.id not in self._round_results],
@@ -338,8 +360,8 @@ class CopilotTurnWorkflow:
 
     async def _model_round(self, stream_key: str, round_index: int) -> RoundResult:
         policy = self._input.model_policy
-        return await workflow.execute_activity_method(
-            ModelActivities.stream_model_round,
+        return await workflow.execute_activity(
+            act.stream_model_round,
             RoundRequest(session_id=self._input.session_id, turn_id=self._turn_id, stream_key=stream_key,
                          round_index=round_index, mode=self._input.mode,
                          allowed_tools=self._allowed_tools),
@@ -353,22 +375,22 @@ class CopilotTurnWorkflow:
         )
 
     async def _record(self, rows: list[NewMessageRow]) -> None:
-        await workflow.execute_local_activity_method(
-            StoreActivities.record_messages,
+        await workflow.execute_local_activity(
+            act.record_messages,
             RecordMessagesRequest(session_id=self._input.session_id, turn_id=self._turn_id, rows=rows), **LOCAL,
         )
 
     async def _record_usage(self, round_index: int, result: RoundResult) -> None:
-        await workflow.execute_local_activity_method(
-            UsageActivities.record_usage,
+        await workflow.execute_local_activity(
+            act.record_usage,
             RecordUsageRequest(user_id=self._input.user_id, session_id=self._input.session_id, turn_id=self._turn_id,
                                round_index=round_index, model=result.model, usage=result.usage), **LOCAL,
         )
 
     async def _publish(self, stream_key: str, dedup_key: str, parts: list[dict], end_stream: bool = False,
                        continues: bool = False) -> None:
-        await workflow.execute_local_activity_method(
-            StreamActivities.publish_parts,
+        await workflow.execute_local_activity(
+            act.publish_parts,
             PublishRequest(stream_key=stream_key, dedup_key=dedup_key, parts=parts, end_stream=end_stream,
                            continues=continues), **LOCAL,
         )
@@ -381,17 +403,17 @@ class CopilotTurnWorkflow:
                       ui_stream.text_end(part_id)]
         parts.append(ui_stream.finish_step())
         if error:
-            await self._record([NewMessageRow(key="turn-error", role="system", content=error)])
+            await self._record([NewMessageRow(key=keys.TURN_ERROR_ROW, role="system", content=error)])
             parts.append(ui_stream.error(error))
         parts.append(ui_stream.finish())
-        await self._publish(stream_key, "finish", parts, end_stream=True, continues=bool(self._pending))
+        await self._publish(stream_key, keys.FINISH_PART, parts, end_stream=True, continues=bool(self._pending))
 
 
 def round_messages(round_index: int, result: RoundResult) -> list[NewMessageRow]:
     """The rows one model round adds: its reasoning (for people) and its answer."""
     rows = []
     if result.reasoning:
-        rows.append(NewMessageRow(key=f"reasoning:{round_index}", role="reasoning", content=result.reasoning))
-    rows.append(NewMessageRow(key=f"assistant:{round_index}", role="assistant", content=result.text,
+        rows.append(NewMessageRow(key=keys.reasoning_row(round_index), role="reasoning", content=result.reasoning))
+    rows.append(NewMessageRow(key=keys.assistant_row(round_index), role="assistant", content=result.text,
                               tool_calls=result.tool_calls or None))
     return rows

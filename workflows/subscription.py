@@ -15,13 +15,23 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.accounts import AccountActivities
-    from activities.stripe import StripeActivities
+    from activities import interfaces as act
     from billing.tiers import classify_change, pending_change
     from models.subscription import (
-        ApplyTierRequest, CancelAtPeriodEndRequest, ChangePriceRequest, ChangeTierRequest, CheckoutRequest,
-        EnsureCustomerRequest, ReleaseScheduleRequest, SaveCustomerRequest, ScheduleDowngradeRequest,
-        StripeEventNotice, StripeSubscription, SubscriptionState, SubscriptionView, Tier,
+        ApplyTierRequest,
+        CancelAtPeriodEndRequest,
+        ChangePriceRequest,
+        ChangeTierRequest,
+        CheckoutRequest,
+        EnsureCustomerRequest,
+        ReleaseScheduleRequest,
+        SaveCustomerRequest,
+        ScheduleDowngradeRequest,
+        StripeEventNotice,
+        StripeSubscription,
+        SubscriptionState,
+        SubscriptionView,
+        Tier,
     )
 
 # Stripe calls: a lost response is retried (with the same idempotency key) a few times, then the
@@ -129,19 +139,19 @@ class SubscriptionWorkflow:
 
         # Any earlier pending change gives way to this one.
         schedule = subscription.schedule
-        if schedule is not None and schedule.status in ("active", "not_started"):
-            await workflow.execute_activity_method(
-                StripeActivities.release_subscription_schedule,
+        if schedule is not None and schedule.is_open:
+            await workflow.execute_activity(
+                act.release_subscription_schedule,
                 ReleaseScheduleRequest(schedule_id=schedule.id, idempotency_key=f"{operation}/release"), **STRIPE)
         if subscription.cancel_at_period_end and change != "cancel":
             await self._set_cancel_at_period_end(operation, subscription.id, False)
 
         if change == "upgrade":
-            await workflow.execute_activity_method(StripeActivities.change_subscription_price, ChangePriceRequest(
+            await workflow.execute_activity(act.change_subscription_price, ChangePriceRequest(
                 subscription_id=subscription.id, item_id=subscription.item_id, tier=request.tier,
                 idempotency_key=f"{operation}/price"), **STRIPE)
         elif change == "downgrade":
-            await workflow.execute_activity_method(StripeActivities.schedule_downgrade, ScheduleDowngradeRequest(
+            await workflow.execute_activity(act.schedule_downgrade, ScheduleDowngradeRequest(
                 subscription_id=subscription.id, tier=request.tier, idempotency_key=f"{operation}/schedule"),
                 **STRIPE)
         elif change == "cancel":
@@ -153,7 +163,7 @@ class SubscriptionWorkflow:
             raise ApplicationError("A success_url is needed to start a checkout.", type="MissingRedirect",
                                    non_retryable=True)
         customer_id = await self._customer_id()
-        url = await workflow.execute_activity_method(StripeActivities.create_checkout_session, CheckoutRequest(
+        url = await workflow.execute_activity(act.create_checkout_session, CheckoutRequest(
             user_id=self._state.user_id, stripe_customer_id=customer_id, tier=request.tier,
             success_url=request.success_url, cancel_url=request.cancel_url,
             idempotency_key=f"{operation}/checkout"), **STRIPE)
@@ -161,38 +171,36 @@ class SubscriptionWorkflow:
         return url
 
     async def _apply_tier(self, tier: Tier) -> None:
-        self._state.tier = await workflow.execute_activity_method(
-            AccountActivities.apply_stripe_tier, ApplyTierRequest(user_id=self._state.user_id, tier=tier), **DATABASE)
+        self._state.tier = await workflow.execute_activity(
+            act.apply_stripe_tier, ApplyTierRequest(user_id=self._state.user_id, tier=tier), **DATABASE)
 
     async def _set_cancel_at_period_end(self, operation: str, subscription_id: str, value: bool) -> None:
-        await workflow.execute_activity_method(StripeActivities.set_cancel_at_period_end, CancelAtPeriodEndRequest(
+        await workflow.execute_activity(act.set_cancel_at_period_end, CancelAtPeriodEndRequest(
             subscription_id=subscription_id, cancel_at_period_end=value,
             idempotency_key=f"{operation}/cancel-at-period-end-{str(value).lower()}"), **STRIPE)
 
     async def _customer_id(self) -> str:
         if self._state.stripe_customer_id:
             return self._state.stripe_customer_id
-        customer_id = await workflow.execute_activity_method(
-            StripeActivities.ensure_stripe_customer,
+        customer_id = await workflow.execute_activity(
+            act.ensure_stripe_customer,
             EnsureCustomerRequest(user_id=self._state.user_id, idempotency_key=f"{self._key_prefix()}/customer"),
             **STRIPE)
-        await workflow.execute_activity_method(
-            AccountActivities.save_stripe_customer,
+        await workflow.execute_activity(
+            act.save_stripe_customer,
             SaveCustomerRequest(user_id=self._state.user_id, stripe_customer_id=customer_id), **DATABASE)
         self._state.stripe_customer_id = customer_id
         return customer_id
 
     async def _reconcile(self) -> Optional[StripeSubscription]:
         """Reads the account and Stripe, writes the tier Stripe says, and notes what is pending."""
-        account = await workflow.execute_activity_method(
-            AccountActivities.load_account, self._state.user_id, **DATABASE)
+        account = await workflow.execute_activity(act.load_account, self._state.user_id, **DATABASE)
         self._state.tier = account.tier
         self._state.stripe_customer_id = self._state.stripe_customer_id or account.stripe_customer_id
         if not self._state.stripe_customer_id:
             self._state.pending_tier = self._state.pending_tier_effective_at = None
             return None
-        billing = await workflow.execute_activity_method(
-            StripeActivities.fetch_stripe_billing, self._state.stripe_customer_id, **STRIPE)
+        billing = await workflow.execute_activity(act.fetch_stripe_billing, self._state.stripe_customer_id, **STRIPE)
         subscription = billing.subscription
         paid_tier: Optional[Tier] = None
         if subscription is not None and subscription.tier is not None:

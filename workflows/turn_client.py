@@ -1,31 +1,42 @@
-"""How callers (the API now; bots and sub-sessions later) talk to a session's turn workflow."""
+"""How callers (the API, the sub-session tools) talk to a session's turn workflow."""
 
 import asyncio
 from datetime import timedelta
-from typing import Optional
+from typing import Iterable, Optional
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import (
-    Client, WithStartWorkflowOperation, WorkflowContinuedAsNewError, WorkflowExecutionStatus, WorkflowFailureError,
-    WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError,
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowContinuedAsNewError,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from activities.stop import STOP_MARKER
-from conversation.sessions import last_turn_messages, session_messages
-from models.turn import IncomingMessage, ModelCallPolicy, SubmitResult, ToolCall, TurnInput, TurnOutcome, TurnState
-from tools.permissions import ToolFilter
+from conversation.sessions import last_turn_messages
+from models.tool_filter import ToolFilter
+from models.turn import (
+    STOP_MARKER,
+    STOP_WAIT_SECONDS,
+    IncomingMessage,
+    ModelCallPolicy,
+    SubmitResult,
+    ToolCall,
+    TurnInput,
+    TurnOutcome,
+    TurnState,
+)
 from settings import Settings
 from workflows import search_attributes
 from workflows.copilot_turn import CopilotTurnWorkflow, turn_workflow_id
 
-
 CLOSING_RETRIES = 250  # x 20 ms: a closing turn finishes its last activity well within this
-STOP_WAIT_SECONDS = 15.0  # how long `stop_turn` waits for the turn to close
 TURN_CLOSING = "turn_closing: the previous turn is still finishing."
 
 
@@ -51,10 +62,14 @@ async def connect_temporal(settings: Settings) -> Client:
     )
 
 
-def turn_input(settings: Settings, session_id: str, user_id: str, tool_filter: Optional[ToolFilter] = None,
-               kind: str = "turn") -> TurnInput:
+def turn_input(settings: Settings, session_id: str, user_id: str, tool_names: Iterable[str],
+               tool_filter: Optional[ToolFilter] = None, kind: str = "turn") -> TurnInput:
+    """A turn's input: its limits from the settings, and the tools it may use resolved here, from
+    the catalogue the caller serves (`tool_names`), before the workflow starts."""
+    tool_filter = tool_filter or ToolFilter()
     return TurnInput(
-        session_id=session_id, user_id=user_id, tool_filter=tool_filter or ToolFilter(), kind=kind,
+        session_id=session_id, user_id=user_id, tool_filter=tool_filter, kind=kind,
+        allowed_tools=tool_filter.allowed(tool_names),
         model_policy=ModelCallPolicy(
             heartbeat_timeout_seconds=settings.llm_heartbeat_timeout_seconds,
             round_timeout_seconds=settings.llm_round_timeout_seconds,
@@ -199,9 +214,18 @@ async def turn_outcome(client: Client, sessions: async_sessionmaker[AsyncSession
     return TurnOutcome(status="completed", response=response, tool_calls=calls, usage=usage)
 
 
-async def session_progress(sessions: async_sessionmaker[AsyncSession], session_id: str, last: int,
-                           chars: int) -> dict:
-    async with sessions() as db:
-        rows = await session_messages(db, session_id)
-    return {"message_count": len(rows),
-            "last_messages": [{"role": r.role, "content": r.content[:chars]} for r in rows[-last:]]}
+class TemporalSubSessions:
+    """`tools.base.SubSessionControl` over Temporal: what the sub-session tools use."""
+
+    def __init__(self, client: Client, sessions: async_sessionmaker[AsyncSession]):
+        self.client = client
+        self.sessions = sessions
+
+    async def stop(self, session_id: str, timeout_seconds: float) -> Optional[bool]:
+        try:
+            return await stop_turn(self.client, session_id, timeout_seconds)
+        except StopPending:
+            return None
+
+    async def outcome(self, session_id: str, wait_seconds: float) -> TurnOutcome:
+        return await turn_outcome(self.client, self.sessions, session_id, wait_seconds)

@@ -7,18 +7,26 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.auth import CurrentUser
-from api.deps import DbDep, RedisDep, SessionMakerDep, SettingsDep, TemporalDep
+from api.deps import DbDep, RedisDep, SessionMakerDep, SettingsDep, TemporalDep, ToolNamesDep
 from api.errors import ApiError, not_found
 from api.sse import sse_response
-from billing import credits
-from billing.accounts import user_tier
+from billing.accounts import open_account, user_tier
 from billing.spend import OverSpendLimit, SpendWindows
 from conversation import sessions as store
 from limits.message_rate import MessageRateLimiter
 from models.api import (
-    CreateSessionRequest, ErrorResponse, LiveTurn, MessageOut, PendingMessages, QueuedResponse, RunTurnRequest,
+    CreateSessionRequest,
+    ErrorResponse,
+    LiveTurn,
+    MessageOut,
+    PendingMessages,
+    QueuedResponse,
+    RunTurnRequest,
     SendMessageRequest,
-    SessionDetail, SessionPage, SessionSummary, StopResponse,
+    SessionDetail,
+    SessionPage,
+    SessionSummary,
+    StopResponse,
 )
 from models.db import ChatSession
 from models.turn import IncomingMessage, SubmitResult, TurnOutcome
@@ -33,9 +41,10 @@ SSE_DOC = {"description": "A Vercel AI SDK UI message stream (v1) of Server-Sent
            "content": {"text/event-stream": {}}}
 
 
-async def _submit(temporal, settings, session: ChatSession, user_id: str, text: str, title: str) -> SubmitResult:
+async def _submit(temporal, settings, tool_names: tuple[str, ...], session: ChatSession, user_id: str, text: str,
+                  title: str) -> SubmitResult:
     message = IncomingMessage(message_id=str(uuid.uuid4()), content=text)
-    input = turn_client.turn_input(settings, session.id, user_id, store.session_tool_filter(session))
+    input = turn_client.turn_input(settings, session.id, user_id, tool_names, store.session_tool_filter(session))
     try:
         return await turn_client.submit_message(temporal, settings, input, message, title)
     except turn_client.MessageRefused as refusal:
@@ -96,8 +105,7 @@ async def create_session(body: CreateSessionRequest, user: CurrentUser, db: DbDe
     metadata = dict(body.metadata)
     if body.tool_filter is not None:
         metadata["tool_filter"] = body.tool_filter.model_dump()
-    await store.ensure_user(db, user.id)
-    await credits.grant_welcome_credits(db, user.id, settings.initial_credits)
+    await open_account(db, user.id, settings.initial_credits)
     return summary(await store.create_session(db, user.id, body.title, metadata))
 
 
@@ -135,14 +143,14 @@ async def delete_session(session_id: str, user: CurrentUser, db: DbDep, temporal
     response_model=None,
 )
 async def send_message(session_id: str, body: SendMessageRequest, user: CurrentUser, db: DbDep,
-                       temporal: TemporalDep, redis: RedisDep, settings: SettingsDep
+                       temporal: TemporalDep, redis: RedisDep, settings: SettingsDep, tool_names: ToolNamesDep,
                        ) -> Union[StreamingResponse, JSONResponse]:
     """Starts a turn with the message and streams it; if a turn is running, queues the message (202)."""
     session = await _owned(db, user, session_id)
     text = await _accept_message(db, redis, settings, session, user.id, body.message)
     title = await store.set_title_if_missing(db, session, text)
     await _release(db)
-    result = await _submit(temporal, settings, session, user.id, text, title)
+    result = await _submit(temporal, settings, tool_names, session, user.id, text, title)
     if result.queued:
         queued = QueuedResponse(turn_id=result.turn_id, message_id=result.message_id,
                                 buffer_length=result.buffer_length, max_buffer_length=result.max_buffer_length)
@@ -154,14 +162,15 @@ async def send_message(session_id: str, body: SendMessageRequest, user: CurrentU
              responses={**ERRORS, 409: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
                         429: {"model": ErrorResponse}})
 async def run_turn(session_id: str, body: RunTurnRequest, user: CurrentUser, db: DbDep, temporal: TemporalDep,
-                   redis: RedisDep, settings: SettingsDep, sessions: SessionMakerDep) -> TurnOutcome:
+                   redis: RedisDep, settings: SettingsDep, sessions: SessionMakerDep,
+                   tool_names: ToolNamesDep) -> TurnOutcome:
     """Runs (or queues) a turn and waits up to `wait_seconds` for its answer: request/response
     for bots and graph blocks, the same primitive sub-sessions use."""
     session = await _owned(db, user, session_id)
     text = await _accept_message(db, redis, settings, session, user.id, body.message)
     title = await store.set_title_if_missing(db, session, text)
     await _release(db)
-    submitted = await _submit(temporal, settings, session, user.id, text, title)
+    submitted = await _submit(temporal, settings, tool_names, session, user.id, text, title)
     if submitted.queued:
         return TurnOutcome(status="queued", queued=True, pending_buffer_length=submitted.buffer_length)
     return await turn_client.turn_outcome(temporal, sessions, session.id, body.wait_seconds)

@@ -1,0 +1,123 @@
+"""`make dev`: the whole system on loopback, on embedded defaults.
+
+Starts (unless DATABASE_URL / REDIS_URL / TEMPORAL_ADDRESS point elsewhere) PostgreSQL, Redis
+and the Temporal dev server with its UI under `.data/`, applies the migrations, then runs the
+offline model (when no provider key is set), the offline Stripe sandbox (when no Stripe key is
+set), the worker and the API. Ctrl-C stops everything.
+"""
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from api.auth import issue_token
+from database import upgrade_schema
+from local.stack.postgres import EmbeddedPostgres
+from local.stack.process import ChildProcess, port_open, wait_until
+from local.stack.redis import EmbeddedRedis
+from local.stack.temporal import TemporalDevServer
+from settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".data"
+LOGS = DATA / "logs"
+API_PORT = int(os.environ.get("API_PORT", "8000"))
+OFFLINE_MODEL_PORT = 8001
+OFFLINE_STRIPE_PORT = 8002
+PG_PORT, REDIS_PORT, TEMPORAL_PORT, TEMPORAL_UI_PORT = 5433, 6380, 7233, 8233
+DEV_USER = "dev-user"
+
+
+def _stop_on_sigterm(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    started: list = []  # stopped in reverse order
+    env: dict[str, str] = {}
+    # Set in the environment or in `.env`: use that server instead of starting one.
+    configured = {name.upper() for name in get_settings().model_fields_set} | set(os.environ)
+    try:
+        if "DATABASE_URL" not in configured:
+            postgres = EmbeddedPostgres(DATA / "postgres", PG_PORT).start(LOGS / "postgres.log")
+            started.append(postgres)
+            env["DATABASE_URL"] = postgres.url
+        if "REDIS_URL" not in configured:
+            redis = EmbeddedRedis(DATA / "redis", REDIS_PORT).start(LOGS / "redis.log")
+            started.append(redis)
+            env["REDIS_URL"] = redis.url
+        temporal_ui = os.environ.get("TEMPORAL_UI_URL", "(your Temporal UI)")
+        if "TEMPORAL_ADDRESS" not in configured:
+            temporal = TemporalDevServer(TEMPORAL_PORT, TEMPORAL_UI_PORT, DATA / "temporal.db").start(LOGS / "temporal.log")
+            started.append(temporal)
+            env["TEMPORAL_ADDRESS"] = temporal.address
+            temporal_ui = temporal.ui_url
+        offline_stripe = "STRIPE_API_KEY" not in configured
+        if offline_stripe:
+            stripe_url = f"http://127.0.0.1:{OFFLINE_STRIPE_PORT}"
+            env.update(STRIPE_API_KEY="sk_test_offline", STRIPE_API_BASE=stripe_url,
+                       STRIPE_WEBHOOK_SECRET=os.environ.get("STRIPE_WEBHOOK_SECRET", "whsec_offline"),
+                       OFFLINE_STRIPE_PUBLIC_URL=stripe_url,
+                       OFFLINE_STRIPE_WEBHOOK_URL=f"http://127.0.0.1:{API_PORT}/api/credits/stripe_webhook")
+        os.environ.update(env)
+        get_settings.cache_clear()
+        settings = get_settings()
+
+        upgrade_schema(settings.database_url)
+        if settings.uses_offline_model:
+            model = ChildProcess("offline-model", [sys.executable, "-m", "uvicorn", "local.model.server:app",
+                                                   "--host", "127.0.0.1", "--port", str(OFFLINE_MODEL_PORT)],
+                                 LOGS / "offline-model.log", cwd=ROOT)
+            started.append(model)
+            wait_until(lambda: port_open(OFFLINE_MODEL_PORT), "offline model", 30, model.process)
+        if offline_stripe:
+            sandbox = ChildProcess("offline-stripe", [sys.executable, "-m", "uvicorn", "local.stripe.server:app",
+                                                      "--host", "127.0.0.1", "--port", str(OFFLINE_STRIPE_PORT)],
+                                   LOGS / "offline-stripe.log", cwd=ROOT)
+            started.append(sandbox)
+            wait_until(lambda: port_open(OFFLINE_STRIPE_PORT), "offline Stripe", 30, sandbox.process)
+        worker = ChildProcess("worker", [sys.executable, "worker.py"], LOGS / "worker.log", cwd=ROOT)
+        started.append(worker)
+        api = ChildProcess("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
+                                   "--port", str(API_PORT)], LOGS / "api.log", cwd=ROOT)
+        started.append(api)
+        wait_until(lambda: port_open(API_PORT), "api", 60, api.process)
+
+        token = issue_token(settings.jwt_secret, DEV_USER)
+        model_line = "offline (built in)" if settings.uses_offline_model else settings.model_endpoint[0]
+        stripe_line = f"offline sandbox at {settings.stripe_api_base}" if offline_stripe else "Stripe"
+        print(f"""
+  Copilot is running.
+
+    API          http://127.0.0.1:{API_PORT}
+    API docs     http://127.0.0.1:{API_PORT}/docs
+    Temporal UI  {temporal_ui}
+    Model        {model_line}
+    Payments     {stripe_line}
+    Logs         {LOGS}
+
+  Development token (user '{DEV_USER}'):
+
+    export TOKEN={token}
+
+  Ctrl-C stops everything.
+""", flush=True)
+        while all(part.alive() for part in started):
+            time.sleep(0.5)
+        crashed = [part.name for part in started if not part.alive()]
+        print(f"stopping: {', '.join(crashed)} exited (see {LOGS})", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for part in reversed(started):
+            part.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Bad input gets a clear 4xx JSON error, and nothing is written."""
+
+import pytest
+
+from tests.support.helpers import db_rows, new_session
+from tests.support.users import make_user
+
+
+async def count_messages(database_url: str) -> int:
+    return (await db_rows(database_url, "SELECT count(*) AS n FROM chat_messages"))[0]["n"]
+
+
+def assert_error(response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"]["code"] == code and body["error"]["message"]
+
+
+@pytest.mark.parametrize("payload, code", [
+    ({"message": ""}, "invalid_message"),
+    ({"message": "   \n "}, "invalid_message"),
+    ({"message": "x" * 100_001}, "invalid_message"),
+    ({"text": "wrong field"}, "invalid_request"),
+    ({"message": 42}, "invalid_request"),
+])
+async def test_bad_messages_are_refused_and_nothing_is_written(http, user, stack, payload, code):
+    session_id = await new_session(http, user)
+    before = await count_messages(stack.database_url)
+
+    response = await http.post(f"/api/chat/sessions/{session_id}/stream", json=payload, headers=user.headers)
+
+    assert_error(response, 422, code)
+    assert await count_messages(stack.database_url) == before
+    detail = (await http.get(f"/api/chat/sessions/{session_id}", headers=user.headers)).json()
+    assert detail["messages"] == [] and detail["active_turn"] is None
+
+
+async def test_malformed_json(http, user, stack):
+    session_id = await new_session(http, user)
+    response = await http.post(f"/api/chat/sessions/{session_id}/stream", content=b'{"message": "hi"',
+                                headers={**user.headers, "Content-Type": "application/json"})
+    assert_error(response, 422, "invalid_json")
+
+
+async def test_unknown_and_foreign_sessions_answer_the_same_404(http, user, settings, stack):
+    mine = await new_session(http, user)
+    stranger = make_user(settings)
+    before = await count_messages(stack.database_url)
+
+    answers = []
+    for session_id in (mine, "00000000-0000-4000-8000-000000000000", "not-a-uuid"):
+        for method, path, body in [("GET", "", None), ("POST", "/stream", {"message": "hi"}),
+                                   ("GET", "/stream", None), ("DELETE", "", None)]:
+            response = await http.request(method, f"/api/chat/sessions/{session_id}{path}", json=body,
+                                          headers=stranger.headers)
+            answers.append((response.status_code, response.json()))
+    assert {(status, str(body)) for status, body in answers} == {
+        (404, str({"error": {"code": "not_found", "message": "No such session."}}))}
+    assert await count_messages(stack.database_url) == before
+    assert (await http.get(f"/api/chat/sessions/{mine}", headers=user.headers)).status_code == 200
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"Authorization": "Bearer not-a-jwt"}, {"Authorization": "Basic dXNlcjpwYXNz"},
+    {"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4IiwiZXhwIjo5OTk5OTk5OTk5fQ.wrong-signature"},
+], ids=["missing", "garbage", "basic", "bad-signature"])
+async def test_missing_or_bad_token_is_401(http, stack, headers):
+    before = await count_messages(stack.database_url)
+    for method, path, body in [("POST", "/api/chat/sessions", {}), ("GET", "/api/chat/sessions", None)]:
+        response = await http.request(method, path, json=body, headers=headers)
+        assert_error(response, 401, "unauthorized")
+    assert await count_messages(stack.database_url) == before
+
+
+async def test_expired_token_is_401(http, settings):
+    from api.auth import issue_token
+
+    token = issue_token(settings.jwt_secret, "someone", ttl_seconds=-10)
+    response = await http.get("/api/chat/sessions", headers={"Authorization": f"Bearer {token}"})
+    assert_error(response, 401, "unauthorized")
+    assert "expired" in response.json()["error"]["message"]

@@ -1,0 +1,135 @@
+"""Records the workflow histories that tests/workflows/test_replay.py replays.
+
+Skipped in `make test`; `make record-histories` runs it on the real stack (API, worker,
+Temporal dev server, PostgreSQL, Redis, the scripted model and the Stripe sandbox) and writes
+one JSON file per representative run into tests/workflows/histories/. Re-record only when a
+change is meant to start new histories (a new workflow type or a `workflow.patched` branch),
+and keep the old files: they are what in-flight runs of the previous deploy look like.
+"""
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from local.model import chunks
+from tests.support.helpers import eventually, follow, marker, new_session, send
+from tests.support.scripted_model import Stream, text_reply, tool_call_reply
+from workflows.copilot_turn import turn_workflow_id
+from workflows.subscription import subscription_workflow_id
+
+HISTORIES = Path(__file__).resolve().parents[1] / "workflows" / "histories"
+
+pytestmark = pytest.mark.skipif(not os.environ.get("RECORD_HISTORIES"),
+                                reason="re-records the replay histories: make record-histories")
+
+
+async def save(temporal_client, name: str, workflow_id: str, run_id: str | None = None) -> None:
+    history = await temporal_client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    HISTORIES.mkdir(parents=True, exist_ok=True)
+    (HISTORIES / f"{name}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+
+
+async def runs_of(temporal_client, session_id: str) -> list[str]:
+    """The run ids of a session's turn workflow, oldest first (auto-continue makes several)."""
+    found = [w async for w in temporal_client.list_workflows(f"WorkflowId = '{turn_workflow_id(session_id)}'")]
+    return [w.run_id for w in sorted(found, key=lambda w: w.start_time)]
+
+
+async def wait_idle(temporal_client, session_id: str) -> None:
+    handle = temporal_client.get_workflow_handle(turn_workflow_id(session_id))
+    await asyncio.wait_for(handle.result(), 60)
+
+
+async def test_record_turn_histories(http, user, scripted, temporal_client):
+    tag = marker()
+    scripted.script(tag, text_reply("Just words."))
+    session_id = await new_session(http, user)
+    await send(http, user, session_id, f"text {tag}")
+    await save(temporal_client, "turn_text_only", turn_workflow_id(session_id))
+
+    tag = marker()
+    scripted.script(tag, Stream([chunks.reasoning("Thinking it through. "), chunks.text("Thought about it."),
+                                 chunks.finish("stop"), chunks.usage(5, 5, 0.0002)]))
+    session_id = await new_session(http, user)
+    await send(http, user, session_id, f"reason {tag}")
+    await save(temporal_client, "turn_reasoning", turn_workflow_id(session_id))
+
+    tag = marker()
+    scripted.script(tag, tool_call_reply("get_current_time", {"timezone": "UTC"}), text_reply("It is now."))
+    session_id = await new_session(http, user)
+    await send(http, user, session_id, f"time {tag}")
+    await save(temporal_client, "turn_tool_round", turn_workflow_id(session_id))
+
+    # Two tool rounds; a follow-up sent during the first tool joins at the round boundary.
+    tag = marker()
+    scripted.script(tag, tool_call_reply("stubborn_nap", {"seconds": 1.5}),
+                    tool_call_reply("get_current_time", {"timezone": "UTC"}), text_reply("Both done."))
+    session_id = await new_session(http, user)
+    opened = asyncio.create_task(send(http, user, session_id, f"two rounds {tag}"))
+    await asyncio.sleep(0.7)
+    queued = await http.post(f"/api/chat/sessions/{session_id}/stream", json={"message": "also this"},
+                             headers=user.headers)
+    assert queued.status_code == 202, queued.text
+    await opened
+    await wait_idle(temporal_client, session_id)
+    await save(temporal_client, "turn_two_tool_rounds_follow_up", turn_workflow_id(session_id))
+
+    # Stop while a tool runs.
+    tag = marker()
+    scripted.script(tag, tool_call_reply("stubborn_nap", {"seconds": 5}), text_reply("Never said."))
+    session_id = await new_session(http, user)
+    task = asyncio.create_task(send(http, user, session_id, f"stop me {tag}"))
+    await asyncio.sleep(0.8)
+    stopped = await http.post(f"/api/chat/sessions/{session_id}/stop", headers=user.headers)
+    assert stopped.json() == {"stopped": True}, stopped.text
+    await task
+    await save(temporal_client, "turn_stop_during_tool", turn_workflow_id(session_id))
+
+    # Auto-continue: a follow-up still queued when the model finishes opens the next run.
+    tag = marker()
+    scripted.script(tag, text_reply(" ".join(f"w{i}" for i in range(30)), delay=0.03), text_reply("Second turn."))
+    session_id = await new_session(http, user)
+    task = asyncio.create_task(send(http, user, session_id, f"long {tag}"))
+    await asyncio.sleep(0.4)
+    queued = await http.post(f"/api/chat/sessions/{session_id}/stream", json={"message": "after that"},
+                             headers=user.headers)
+    assert queued.status_code == 202, queued.text
+    await task
+    await follow(http, user, session_id)
+    await wait_idle(temporal_client, session_id)
+    first, second = (await runs_of(temporal_client, session_id))[:2]
+    await save(temporal_client, "turn_auto_continue_first_run", turn_workflow_id(session_id), first)
+    await save(temporal_client, "turn_auto_continue_second_run", turn_workflow_id(session_id), second)
+
+    # A sub-session: the parent's turn starts the sub's turn as a child workflow.
+    parent_tag, sub_tag = marker(), marker()
+    scripted.script(parent_tag, tool_call_reply("run_sub_session", {"prompt": f"Summarise {sub_tag}",
+                                                                    "wait_for_result": 30}),
+                    text_reply("The sub-session answered."))
+    scripted.script(sub_tag, text_reply("A summary."))
+    session_id = await new_session(http, user)
+    events = await send(http, user, session_id, f"delegate {parent_tag}")
+    sub_id = next(p["output"]["sub_autopilot_session_id"] for p in (e.part for e in events if e.part)
+                  if p["type"] == "tool-output-available")
+    await save(temporal_client, "turn_sub_session_parent", turn_workflow_id(session_id))
+    await save(temporal_client, "turn_sub_session_child", turn_workflow_id(sub_id))
+
+
+async def test_record_subscription_history(http, settings, stripe_sandbox, user, temporal_client):
+    """FREE -> PRO through Checkout and its webhooks, then PRO -> FREE at the period end (a timer)."""
+    sandbox = stripe_sandbox[0]
+    sandbox.deliver_webhooks = True
+    redirects = {"success_url": f"{settings.frontend_origin}/ok", "cancel_url": f"{settings.frontend_origin}/no"}
+    started = await http.post("/api/credits/subscription", json={"tier": "PRO", **redirects}, headers=user.headers)
+    sandbox.complete_checkout(started.json()["url"].rstrip("/").rsplit("/", 1)[-1])
+    await sandbox.flush_webhooks()
+
+    async def tier() -> str:
+        return (await http.get("/api/credits/subscription", headers=user.headers)).json()["tier"]
+    await eventually(tier, lambda value: value == "PRO")
+    cancelled = await http.post("/api/credits/subscription", json={"tier": "FREE"}, headers=user.headers)
+    assert cancelled.json()["pending_tier"] == "FREE", cancelled.text
+    await save(temporal_client, "subscription_checkout_then_cancel", subscription_workflow_id(user.id))

@@ -1,0 +1,46 @@
+"""Tools that exist only in tests, served beside the real ones through the same catalogue
+injection the worker and the API use (`tools.registry.with_tools`); the registry itself is
+never changed."""
+
+import asyncio
+
+from pydantic import BaseModel
+
+from tools.base import Tool
+from tools.registry import with_tools
+
+
+class Empty(BaseModel):
+    pass
+
+
+class NapInput(BaseModel):
+    seconds: float = 8
+
+
+async def guarded(arguments: Empty, context) -> str:
+    return "guarded tool ran"
+
+
+# Set when the paid tool has produced its output (a test cancels it right then).
+produced = asyncio.Event()
+
+
+async def produce_then_linger(arguments: Empty, context) -> str:
+    produced.set()
+    return "output"
+
+
+async def ignore_cancellation(arguments: NapInput, context) -> str:
+    try:
+        await asyncio.sleep(arguments.seconds)
+    except asyncio.CancelledError:
+        await asyncio.sleep(arguments.seconds)  # a tool that does not honour cancellation
+    return "woke up"
+
+
+GATED = Tool("gated", "Needs the listing first.", Empty, guarded, prerequisite="list_workspace_files")
+PAID = Tool("paid", "Costs 5.", Empty, produce_then_linger, credit_cost=5)
+STUBBORN_NAP = Tool("stubborn_nap", "Sleeps and ignores cancellation.", NapInput, ignore_cancellation)
+
+TEST_TOOLS = with_tools(GATED, PAID, STUBBORN_NAP)

@@ -1,0 +1,19 @@
+"""A worker as its own process (`python worker.py`), for the tests that kill one."""
+
+import sys
+from pathlib import Path
+
+from local.stack.process import ChildProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_worker(settings, log_path: Path) -> ChildProcess:
+    env = {
+        "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
+        "TEMPORAL_ADDRESS": settings.temporal_address, "TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        "MODEL_BASE_URL": settings.model_base_url, "MODEL_API_KEY": settings.model_api_key,
+        "FAST_MODEL": settings.fast_model, "JWT_SECRET": settings.jwt_secret,
+        "WORKSPACE_DIR": settings.workspace_dir,
+    }
+    return ChildProcess("worker", [sys.executable, "worker.py"], log_path, env=env, cwd=ROOT)

@@ -1,0 +1,60 @@
+"""The UI-stream ordering rules and tool-call assembly, without any server."""
+
+from conversation.history import MISSING_RESULT, model_history
+from models.turn import ToolCall
+from stream_relay.round_assembler import RoundAssembler, reasoning_text
+
+
+def types(parts):
+    return [p["type"] for p in parts]
+
+
+def test_reasoning_closes_before_text_and_text_before_tool_input():
+    a = RoundAssembler("r0a1")
+    out = a.on_reasoning("hm") + a.on_text("Hi") + a.on_tool_call(0, "c1", "get_current_time", '{"tz')
+    out += a.on_tool_call(0, None, None, '": 1}') + a.finish()
+    assert types(out) == ["reasoning-start", "reasoning-delta", "reasoning-end", "text-start", "text-delta",
+                          "text-end", "tool-input-start", "tool-input-delta", "tool-input-delta",
+                          "tool-input-available"]
+    assert out[-1]["input"] == {"tz": 1}
+    assert a.tool_calls() == [ToolCall(id="c1", name="get_current_time", arguments='{"tz": 1}')]
+
+
+def test_parallel_tool_calls_are_assembled_by_index():
+    a = RoundAssembler("r0a1")
+    a.on_tool_call(0, "a", "one", '{"x"')
+    a.on_tool_call(1, "b", "two", "{}")
+    a.on_tool_call(0, None, None, ": 1}")
+    assert [(c.id, c.name, c.arguments) for c in a.tool_calls()] == [("a", "one", '{"x": 1}'), ("b", "two", "{}")]
+
+
+def test_a_part_still_open_at_the_end_is_closed():
+    a = RoundAssembler("r0a1")
+    a.on_reasoning("thinking only")
+    assert types(a.finish()) == ["reasoning-end"]
+    assert a.finish() == []
+
+
+def test_reasoning_shapes_in_priority_order():
+    assert reasoning_text({"reasoning": "a", "reasoning_content": "b"}) == "a"
+    assert reasoning_text({"reasoning_content": "b"}) == "b"
+    details = [{"type": "reasoning.text", "text": "t"}, {"type": "reasoning.summary", "summary": "s"},
+               {"type": "reasoning.encrypted", "data": "xx"}, {"type": "text", "text": "!"}]
+    assert reasoning_text({"reasoning_details": details}) == "ts!"
+    assert reasoning_text({}) == ""
+
+
+class Row:
+    def __init__(self, role, content="", tool_calls=None, tool_call_id=None):
+        self.role, self.content, self.tool_calls, self.tool_call_id = role, content, tool_calls, tool_call_id
+
+
+def test_history_is_well_formed_and_hides_reasoning_and_markers():
+    rows = [Row("user", "hi"), Row("reasoning", "secret thoughts"),
+            Row("assistant", "", tool_calls=[{"id": "c1", "name": "t", "arguments": "{}"}]),
+            Row("system", "stopped by user"), Row("user", "again"), Row("tool", "orphan", tool_call_id="zz"),
+            Row("assistant", "ok")]
+    history = model_history(rows)
+    assert [m.role for m in history] == ["system", "user", "assistant", "tool", "user", "assistant"]
+    assert history[3].tool_call_id == "c1" and history[3].content == MISSING_RESULT
+    assert all("secret" not in m.content and "stopped by user" not in m.content for m in history)
