@@ -3,8 +3,8 @@
 Isolation it gives: its own working directory per session, an environment with nothing but a
 minimal PATH/HOME/LANG (no secrets inherited), resource limits (CPU time, memory, file size,
 open files), a timeout that kills the whole process group, death with the worker process,
-output caps, and configured secret values redacted from what it prints. What it does not give: it is not a sandbox. The command
-runs as the worker's own OS user, can read whatever that user can read, and has the network.
+output caps, and configured secret values redacted from what it prints. What it does not give:
+it is not a sandbox. The command runs as the worker's own OS user, can read whatever that user can read, and has the network.
 """
 
 import asyncio
