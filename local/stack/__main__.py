@@ -20,7 +20,7 @@ from local.stack.redis import EmbeddedRedis
 from local.stack.temporal import TemporalDevServer
 from settings import get_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / ".data"
 LOGS = DATA / "logs"
 API_PORT = int(os.environ.get("API_PORT", "8000"))
