@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     tool_output_max_chars: int = Field(default=70_000, ge=1000)
     workspace_dir: str = ".data/workspace"
     workspace_max_file_bytes: int = Field(default=1_048_576, ge=1)
+    # All the files of one session's working directory (the workspace tools and bash_exec share it).
+    workspace_quota_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     bash_output_max_chars: int = Field(default=20_000, ge=100)
     initial_credits: int = Field(default=100, ge=0)
 

@@ -1,4 +1,7 @@
-"""Workspace files: metadata in Postgres, bytes in a `WorkspaceStorage`, always owner-scoped."""
+"""Workspace files: metadata in Postgres, bytes in a `WorkspaceStorage`, always owner-scoped.
+
+A file saved in a session is the file of that name in the session's folder: saving the same name
+again in the session replaces its bytes and keeps its id, as a file system would."""
 
 import re
 import uuid
@@ -42,9 +45,10 @@ def parse_file_ref(ref: str) -> Optional[str]:
 
 async def save_file(db: AsyncSession, storage: WorkspaceStorage, user_id: str, session_id: Optional[str],
                     name: str, data: bytes, max_bytes: int, content_type: str = "text/plain",
-                    file_id: Optional[str] = None) -> WorkspaceFile:
-    """Stores a new file. With a `file_id` (32 hex digits) the call is idempotent: a file already
-    stored under that id for this user is returned as it is."""
+                    file_id: Optional[str] = None, session_quota_bytes: Optional[int] = None) -> WorkspaceFile:
+    """Stores a file. With a `file_id` (32 hex digits) the call is idempotent: a file already
+    stored under that id for this user is returned as it is. In a session, the session's folder
+    may hold at most `session_quota_bytes` in all."""
     check_name(name)
     if len(data) > max_bytes:
         raise WorkspaceError("too_large", f"The file is {len(data)} bytes; the limit is {max_bytes}.")
@@ -54,10 +58,21 @@ async def save_file(db: AsyncSession, storage: WorkspaceStorage, user_id: str, s
         existing = await owned_file(db, user_id, file_id)
         if existing is not None:
             return existing
+    same_name = await _session_file_named(db, user_id, session_id, name) if session_id and file_id is None else None
+    if session_id and session_quota_bytes is not None:
+        used = storage.session_usage(session_id) - (same_name.size_bytes if same_name else 0)
+        if used + len(data) > session_quota_bytes:
+            raise WorkspaceError("quota_exceeded", f"This session's workspace holds {used} bytes; "
+                                 f"{len(data)} more would pass its quota of {session_quota_bytes}.")
     await ensure_user(db, user_id)
+    if same_name is not None:
+        await storage.put(user_id, same_name.id, data, session_id, name)
+        same_name.size_bytes, same_name.content_type = len(data), content_type
+        await db.commit()
+        return same_name
     record = WorkspaceFile(id=file_id or uuid.uuid4().hex, user_id=user_id, session_id=session_id, name=name,
                            size_bytes=len(data), content_type=content_type, created_at=utcnow())
-    await storage.put(user_id, record.id, data)
+    await storage.put(user_id, record.id, data, session_id, name)
     db.add(record)
     try:
         await db.commit()
@@ -70,6 +85,16 @@ async def save_file(db: AsyncSession, storage: WorkspaceStorage, user_id: str, s
             raise
         return existing
     return record
+
+
+async def _session_file_named(db: AsyncSession, user_id: str, session_id: str, name: str) -> Optional[WorkspaceFile]:
+    return (await db.execute(select(WorkspaceFile).where(
+        WorkspaceFile.user_id == user_id, WorkspaceFile.session_id == session_id, WorkspaceFile.name == name,
+    ).order_by(WorkspaceFile.created_at).limit(1))).scalar_one_or_none()
+
+
+async def file_bytes(storage: WorkspaceStorage, record: WorkspaceFile) -> bytes:
+    return await storage.get(record.user_id, record.id, record.session_id, record.name)
 
 
 async def owned_file(db: AsyncSession, user_id: str, ref: str) -> Optional[WorkspaceFile]:

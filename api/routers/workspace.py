@@ -8,7 +8,8 @@ from api.auth import CurrentUser
 from api.deps import DbDep, StorageDep
 from api.errors import not_found
 from models.api import ErrorResponse, WorkspaceFileOut
-from workspace.files import file_uri, list_files, owned_file
+from workspace.files import file_bytes, file_uri, list_files, owned_file
+from workspace.storage import StorageRefused
 
 router = APIRouter(prefix="/api/workspace/files", tags=["workspace"])
 ERRORS = {401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}}
@@ -32,6 +33,9 @@ async def download_workspace_file(file_id: str, user: CurrentUser, db: DbDep, st
     record = await owned_file(db, user.id, file_id)
     if record is None:
         raise not_found("file")
-    data = await storage.get(user.id, record.id)
+    try:
+        data = await file_bytes(storage, record)
+    except (FileNotFoundError, StorageRefused):  # gone, or replaced by something that is no file
+        raise not_found("file") from None
     return Response(data, media_type=record.content_type,
                     headers={"Content-Disposition": f'attachment; filename="{record.name}"'})

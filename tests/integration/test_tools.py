@@ -13,6 +13,7 @@ from tests.support import extra_tools
 from tests.support.helpers import db_rows
 from tests.support.tool_harness import ToolHarness
 from tools.registry import DEFAULT_TOOLS, tool_schemas
+from workspace.files import file_bytes, owned_file
 
 
 @pytest.fixture
@@ -129,8 +130,9 @@ async def test_large_output_is_stored_and_truncated(settings):
     result = await harness.run(harness.request(session_id, user_id, "bash_exec",
                                                {"command": "head -c 4000 /dev/zero | tr '\\0' 'y'"}))
     assert result.output["truncated"] is True and len(result.model_content()) <= 1000
-    file_id = result.output["full_output"].removeprefix("workspace://")
-    assert "y" * 4000 in (await harness.services.storage.get(user_id, file_id)).decode()
+    async with harness.sessions() as db:
+        record = await owned_file(db, user_id, result.output["full_output"])
+    assert "y" * 4000 in (await file_bytes(harness.services.storage, record)).decode()
 
 
 async def test_a_retried_call_is_charged_once(harness):
