@@ -83,11 +83,11 @@ def build_worker(client: Client, settings: Settings, tools: ToolCatalog = DEFAUL
     )
 
 
-async def main() -> None:
+async def main(tools: ToolCatalog = DEFAULT_TOOLS) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     client = await connect_temporal(settings)
-    worker = build_worker(client, settings)
+    worker = build_worker(client, settings, tools)
     logging.getLogger("worker").info("worker polling task queue %r", settings.temporal_task_queue)
     await worker.run()
 

@@ -186,6 +186,10 @@ class ToolActivities:
 
     @activity.defn
     async def run_tool(self, request: ToolRequest) -> ToolResult:
+        attempt = activity.info().attempt
+        if attempt > 1:  # the only retries are of attempts lost with their worker
+            log.warning("tool call %s (%s) of session %s, turn %s: attempt %d, after an attempt lost with its worker",
+                        request.call.id, request.call.name, request.session_id, request.turn_id, attempt)
         try:
             result = await self._execute(request)
         except Exception as failure:  # a tool bug is a tool result, never a crashed turn

@@ -16,6 +16,7 @@ from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     CancelledError,
+    TimeoutType,
     WorkflowAlreadyStartedError,
 )
 from temporalio.exceptions import (
@@ -68,9 +69,12 @@ QUICK = dict(start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPol
 # is most of the time between `POST .../stream` and the model call, and between two rounds.
 LOCAL = dict(start_to_close_timeout=timedelta(seconds=10), retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)))
 # A tool call is retried only when its attempt was lost (a dead worker, a missed heartbeat), and
-# never past the call's deadline (schedule-to-close): the tool cap holds across retries.
+# never past the call's deadline (schedule-to-close): the tool cap holds across retries. Twice
+# at most: a call whose attempts both took their worker down (killed it, or ran it out of memory)
+# is a poison pill that durable execution would otherwise replay onto every worker in turn.
+TOOL_ATTEMPTS = 2
 TOOL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                         maximum_interval=timedelta(seconds=10), maximum_attempts=5)
+                         maximum_interval=timedelta(seconds=10), maximum_attempts=TOOL_ATTEMPTS)
 
 
 class TurnStopped(Exception):
@@ -83,6 +87,10 @@ def turn_workflow_id(session_id: str) -> str:
 
 def tool_failure(name: str, failure: ActivityError, cap: float) -> str:
     """The error a tool call gets when its activity did not return a result in time."""
+    if isinstance(failure.cause, ActivityTimeout) and failure.cause.type == TimeoutType.HEARTBEAT:
+        return (f"tool_failed: '{name}' was attempted {TOOL_ATTEMPTS} times and each time the worker running it "
+                "was lost (it crashed or was killed, for instance for using too much memory); it is not tried "
+                "again. Try a smaller or different approach.")
     if isinstance(failure.cause, ActivityTimeout):
         return f"tool_timeout: {timeout_message(name, cap)}"
     if isinstance(failure.cause, ApplicationError) and failure.cause.type == "ToolRefusal":
@@ -264,6 +272,8 @@ class CopilotTurnWorkflow:
         except ActivityError as failure:
             if isinstance(failure.cause, CancelledError):  # Stop: record_stop gives it its result
                 raise
+            workflow.logger.warning("tool call %s (%s) of session %s ended without a result: %s", call.id,
+                                    call.name, self._input.session_id, type(failure.cause).__name__)
             result = ToolResult(tool_call_id=call.id, name=call.name, error=tool_failure(call.name, failure, cap),
                                 published=False)
         self._round_results[call.id] = result

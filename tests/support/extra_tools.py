@@ -3,6 +3,9 @@ injection the worker and the API use (`tools.registry.with_tools`); the registry
 never changed."""
 
 import asyncio
+import os
+import signal
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -39,8 +42,22 @@ async def ignore_cancellation(arguments: NapInput, context) -> str:
     return "woke up"
 
 
+class KillInput(BaseModel):
+    attempts_file: str
+
+
+async def kill_own_worker(arguments: KillInput, context) -> str:
+    """A poison pill: notes the attempt, then takes its worker down as a crash would."""
+    with Path(arguments.attempts_file).open("a") as attempts:
+        attempts.write(f"{os.getpid()}\n")
+    os.kill(os.getpid(), signal.SIGKILL)
+    return "unreachable"
+
+
 GATED = Tool("gated", "Needs the listing first.", Empty, guarded, prerequisite="list_workspace_files")
 PAID = Tool("paid", "Costs 5.", Empty, produce_then_linger, credit_cost=5)
 STUBBORN_NAP = Tool("stubborn_nap", "Sleeps and ignores cancellation.", NapInput, ignore_cancellation)
 
-TEST_TOOLS = with_tools(GATED, PAID, STUBBORN_NAP)
+KILL_OWN_WORKER = Tool("kill_own_worker", "Kills the worker that runs it.", KillInput, kill_own_worker)
+
+TEST_TOOLS = with_tools(GATED, PAID, STUBBORN_NAP, KILL_OWN_WORKER)
