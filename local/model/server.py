@@ -2,8 +2,8 @@
 
 It answers `POST /v1/chat/completions` (streaming) like a hosted model: a first-token delay, a
 steady token rate, reasoning deltas when the request asks for reasoning, a tool call when the
-user asks for the time and the tool is offered, and a final chunk with usage and cost. The same
-request always gets the same answer.
+user's message asks for one of the offered tools (`tool_phrases.py`), and a final chunk with
+usage and cost. The same request always gets the same answer.
 """
 
 import asyncio
@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from local.model import chunks
+from local.model.tool_phrases import tool_call_for
 
 # USD per token; small and fixed, so cost accounting has something real to count.
 PROMPT_PRICE = 0.000001
@@ -71,8 +72,8 @@ def plan_answer(body: dict[str, Any], answer_words: int) -> dict[str, Any]:
         plan["reasoning"] = "Let me work out the most useful way to answer this.".split(" ")
     if last.get("role") == "tool":
         plan["text"] = f"The tool answered: {_content_text(last)[:300]}".split(" ")
-    elif "get_current_time" in offered and "time" in user_text.lower():
-        plan["tool_call"] = {"name": "get_current_time", "arguments": json.dumps({"timezone": "UTC"})}
+    elif (call := tool_call_for(user_text, offered)) is not None:
+        plan["tool_call"] = call
     else:
         plan["text"] = _answer_words(user_text, answer_words)
     return plan
