@@ -16,7 +16,7 @@ COPY tools ./tools
 COPY workflows ./workflows
 COPY workspace ./workspace
 RUN pip install --no-cache-dir . && useradd --create-home --uid 10001 copilot \
-    && mkdir -p /app/.data && chown copilot /app/.data
+    && mkdir -p /app/.data/workspace && chown -R copilot /app/.data
 USER copilot
 EXPOSE 8000
 CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000"]

@@ -54,3 +54,11 @@ def test_commands_point_at_real_files():
     assert "api.main:app" in SERVICES["api"]["command"] and (ROOT / "api" / "main.py").exists()
     assert (ROOT / "local" / "model" / "server.py").exists() and (ROOT / "alembic.ini").exists()
     assert "pip install" in (ROOT / "Dockerfile").read_text()
+
+
+def test_workers_can_build_the_sandbox_and_share_the_workspace():
+    worker = SERVICES["worker"]
+    assert {"seccomp=unconfined", "apparmor=unconfined"} <= set(worker["security_opt"])
+    for name in ("api", "worker"):
+        assert "workspace-data:/app/.data/workspace" in SERVICES[name]["volumes"], name
+    assert "workspace-data" in COMPOSE["volumes"]
