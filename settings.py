@@ -5,6 +5,7 @@ from the same list.
 """
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,7 +73,16 @@ class Settings(BaseSettings):
     workspace_max_file_bytes: int = Field(default=1_048_576, ge=1)
     # All the files of one session's working directory (the workspace tools and bash_exec share it).
     workspace_quota_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
-    bash_output_max_chars: int = Field(default=20_000, ge=100)
+    bash_output_max_chars: int = Field(default=20_000, ge=100)  # bytes of stdout and of stderr kept, each
+    # bash_exec's sandbox: "bubblewrap" (the default), or "none" to run commands as the worker's own
+    # user with no isolation, for a developer's own machine only (see the README).
+    bash_sandbox: Literal["bubblewrap", "none"] = "bubblewrap"
+    # Budgets of one bash_exec call, all its processes together.
+    bash_max_processes: int = Field(default=64, ge=2)
+    bash_memory_bytes: int = Field(default=512 * 1024 * 1024, ge=16 * 1024 * 1024)
+    bash_cpu_seconds: int = Field(default=120, ge=1)
+    bash_file_size_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    bash_tmp_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
     initial_credits: int = Field(default=100, ge=0)
 
     # Subscriptions through Stripe. With no key, `make dev` runs the offline Stripe sandbox at

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from datetime import timedelta
 from pathlib import Path
+from types import MappingProxyType
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -33,6 +34,7 @@ from workflows.subscription import SubscriptionWorkflow
 from workflows.turn_client import TemporalSubSessions, connect_temporal
 from workspace.storage import DiskStorage
 
+log = logging.getLogger("worker")
 WORKFLOWS = [CopilotTurnWorkflow, SubscriptionWorkflow]
 # Every class whose `@activity.defn` methods the worker registers: together they implement each
 # stub of `activities.interfaces` once (tests/unit/test_activity_interfaces.py checks it).
@@ -46,12 +48,25 @@ def activity_methods(implementation: object) -> list:
             if hasattr(getattr(type(implementation), name), "__temporal_activity_definition")]
 
 
+def offered_tools(settings: Settings, tools: ToolCatalog) -> ToolCatalog:
+    """The tools the model may be offered on this worker: those that can run here. A call to one
+    left out still reaches the tool, which answers why it cannot run."""
+    offered = {}
+    for name, tool in tools.items():
+        reason = tool.unavailable_reason(settings) if tool.unavailable_reason else None
+        if reason:
+            log.warning("tool %s is not offered on this worker: %s", name, reason)
+        else:
+            offered[name] = tool
+    return MappingProxyType(offered)
+
+
 def build_worker(client: Client, settings: Settings, tools: ToolCatalog = DEFAULT_TOOLS) -> Worker:
     """The worker and what it registers. `tools` is the catalogue its tool and model activities
     serve; the API that starts turns for this worker must be given the same one."""
     redis = redis_client(settings.redis_url)
     sessions = session_maker(settings.database_url)
-    model = ModelActivities(settings, redis, ContextCache(sessions), tools)
+    model = ModelActivities(settings, redis, ContextCache(sessions), offered_tools(settings, tools))
     store = StoreActivities(sessions)
     stop = StopActivities(redis, sessions, settings.stream_retention_seconds)
     stream = StreamActivities(redis, settings.stream_retention_seconds)
@@ -88,7 +103,7 @@ async def main(tools: ToolCatalog = DEFAULT_TOOLS) -> None:
     settings = get_settings()
     client = await connect_temporal(settings)
     worker = build_worker(client, settings, tools)
-    logging.getLogger("worker").info("worker polling task queue %r", settings.temporal_task_queue)
+    log.info("worker polling task queue %r", settings.temporal_task_queue)
     await worker.run()
 
 

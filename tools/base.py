@@ -64,6 +64,9 @@ class Tool:
     # The tool refuses until this tool has been called earlier in the session.
     prerequisite: Optional[str] = None
     credit_cost: int = 0
+    # Why the tool cannot run on this worker (None: it can). A worker leaves such a tool out of
+    # what the model is offered, and logs the reason once at start-up.
+    unavailable_reason: Optional[Callable[[Settings], Optional[str]]] = None
 
     def openai_schema(self) -> dict[str, Any]:
         schema = self.input_model.model_json_schema()

@@ -1,39 +1,35 @@
-"""bash_exec: a shell command in the session's own working directory.
+"""bash_exec: a bash command in a sandbox whose only host folder is the session's working directory.
 
-Isolation it gives: its own working directory per session, an environment with nothing but a
-minimal PATH/HOME/LANG (no secrets inherited), resource limits (CPU time, memory, file size,
-open files), a timeout that kills the whole process group, death with the worker process,
-output caps, and configured secret values redacted from what it prints. What it does not give:
-it is not a sandbox. The command runs as the worker's own OS user, can read whatever that user can read, and has the network.
+Every call runs in a fresh bubblewrap sandbox (`sandbox/`): its own user, PID, network, IPC and
+UTS namespaces, an unprivileged user, no network, read-only system programs, a private `/tmp`,
+and the session's folder at `/workspace`, under budgets that hold for the whole call (processes,
+memory, CPU, file size, the session's disk quota, output kept). Where no sandbox can be made the
+tool is not offered and a call answers `sandbox_unavailable`; it never falls back to running
+unsandboxed unless `BASH_SANDBOX=none` says so (a developer's own machine only).
 """
-
-import asyncio
-import ctypes
-import os
-import resource
-import signal
-from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from tools.base import Tool, ToolContext
+from sandbox import SandboxLimits, SandboxResult, SandboxUnavailable, probe, run_in_sandbox
+from sandbox.unconfined import run_unconfined
+from settings import Settings
+from tools.base import Tool, ToolContext, ToolError
 
 DEFAULT_TIMEOUT_SECONDS = 120
-MEMORY_LIMIT_BYTES = 2 * 1024 ** 3
-FILE_SIZE_LIMIT_BYTES = 256 * 1024 ** 2
 CREDIT_COST = 1
-PR_SET_PDEATHSIG = 1
+LIMIT_MESSAGES = {
+    "timeout": "it ran past its timeout of {timeout}s",
+    "memory": "it used more than {memory} MiB of memory",
+    "cpu": "it used more than {cpu}s of CPU time",
+    "processes": "it tried to run more than {processes} processes at once",
+    "quota": "the session's working directory would pass its quota of {quota} MiB",
+    "file_size": "a file would pass the largest file size of {file_size} MiB",
+}
 
 
 class BashExecInput(BaseModel):
     command: str = Field(min_length=1, max_length=20_000, description="A bash command line.")
     timeout: int = Field(default=DEFAULT_TIMEOUT_SECONDS, ge=1, description="Seconds before the command is killed.")
-
-
-def session_directory(root: str, session_id: str) -> Path:
-    path = Path(root).resolve() / "sessions" / session_id
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def redact(text: str, secrets: list[str]) -> str:
@@ -42,67 +38,76 @@ def redact(text: str, secrets: list[str]) -> str:
     return text
 
 
-def _cap(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit} more characters cut]"
+def sandbox_limits(settings: Settings, timeout: float) -> SandboxLimits:
+    return SandboxLimits(
+        timeout_seconds=timeout, max_processes=settings.bash_max_processes, memory_bytes=settings.bash_memory_bytes,
+        cpu_seconds=min(settings.bash_cpu_seconds, max(1, int(timeout))), file_size_bytes=settings.bash_file_size_bytes,
+        output_max_bytes=settings.bash_output_max_chars, workspace_quota_bytes=settings.workspace_quota_bytes,
+        tmp_size_bytes=settings.bash_tmp_bytes,
+    )
 
 
-def _die_with_parent() -> None:
-    """Linux: the command is killed if the worker dies, so a crashed worker leaves no orphan
-    that finishes a call the retry will run again."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
+def unavailable_reason(settings: Settings) -> str | None:
+    if settings.bash_sandbox == "none":
+        return None
+    availability = probe()
+    return None if availability.available else f"no sandbox can be made here: {availability.reason}"
 
 
-def _limits(cpu_seconds: int):
-    def apply() -> None:
-        _die_with_parent()
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT_BYTES, FILE_SIZE_LIMIT_BYTES))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
-    return apply
+def _message(result: SandboxResult, limits: SandboxLimits) -> str:
+    if result.limit_hit in LIMIT_MESSAGES and (result.exit_code is None or result.limit_hit in ("quota", "file_size")):
+        why = LIMIT_MESSAGES[result.limit_hit].format(
+            timeout=int(limits.timeout_seconds), memory=limits.memory_bytes >> 20, cpu=limits.cpu_seconds,
+            processes=limits.max_processes, quota=limits.workspace_quota_bytes >> 20,
+            file_size=limits.file_size_bytes >> 20)
+        ended = "was killed" if result.exit_code is None else f"ended with status code {result.exit_code}"
+        return f"Command {ended}: {why}."
+    if result.limit_hit == "processes":
+        return f"Command executed with status code {result.exit_code}; some of its processes could not start " \
+               f"(at most {limits.max_processes} at once)."
+    return f"Command executed with status code {result.exit_code}"
 
 
 async def bash_exec(arguments: BashExecInput, context: ToolContext) -> dict:
-    settings = context.services.settings
+    services = context.services
+    settings = services.settings
     # Within the call's budget, so a command that runs too long ends with its own `timed_out` result.
     timeout = max(1, min(arguments.timeout, int(context.budget_seconds) - 1))
-    cwd = session_directory(settings.workspace_dir, context.session_id)
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(cwd), "LANG": "C.UTF-8"}
-    process = await asyncio.create_subprocess_exec(
-        "bash", "-c", arguments.command, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        start_new_session=True, preexec_fn=_limits(timeout),
-    )
-    timed_out = False
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
-    except asyncio.TimeoutError:
-        timed_out = True
-        os.killpg(process.pid, signal.SIGKILL)
-        stdout, stderr = await process.communicate()
-    except asyncio.CancelledError:
-        os.killpg(process.pid, signal.SIGKILL)
-        raise
-    exit_code = process.returncode if not timed_out else -signal.SIGKILL
-    limit, secrets = settings.bash_output_max_chars, settings.secret_values
-    return {
-        "exit_code": exit_code,
-        "stdout": _cap(redact(stdout.decode(errors="replace"), secrets), limit),
-        "stderr": _cap(redact(stderr.decode(errors="replace"), secrets), limit),
-        "timed_out": timed_out,
-        "message": (f"Command timed out after {timeout}s and was killed." if timed_out
-                    else f"Command executed with status code {exit_code}"),
+    workspace = services.storage.session_folder(context.session_id)
+    limits = sandbox_limits(settings, timeout)
+    if settings.bash_sandbox == "none":
+        result = await run_unconfined(arguments.command, workspace, limits)
+    else:
+        try:
+            result = await run_in_sandbox(arguments.command, workspace, limits)
+        except SandboxUnavailable as unavailable:
+            raise ToolError("sandbox_unavailable", f"Commands cannot run on this server: no sandbox can be made "
+                                                   f"({unavailable}).") from None
+    secrets = settings.secret_values
+    output = {
+        "exit_code": result.exit_code,
+        "stdout": redact(result.stdout, secrets),
+        "stderr": redact(result.stderr, secrets),
+        "timed_out": result.timed_out,
+        "message": _message(result, limits),
     }
+    if result.limit_hit:
+        output["limit"] = result.limit_hit
+    for stream in ("stdout", "stderr"):
+        cut = getattr(result, f"{stream}_cut_bytes")
+        if cut:
+            output[f"{stream}_cut_bytes"] = cut
+            output[stream] += f"\n[... {cut} more bytes cut]"
+    return output
 
 
 TOOL = Tool(
     name="bash_exec",
-    description="Runs a bash command in this session's working directory and returns exit_code, stdout, "
-                "stderr and timed_out. Default timeout 120 s.",
+    description="Runs a bash command in a sandbox whose working directory /workspace holds this session's files "
+                "(the ones write_workspace_file saves); no network. Returns exit_code, stdout, stderr and timed_out. "
+                "Default timeout 120 s.",
     input_model=BashExecInput,
     run=bash_exec,
     credit_cost=CREDIT_COST,
+    unavailable_reason=unavailable_reason,
 )

@@ -16,8 +16,8 @@ from tests.support.processes import start_worker
 from tests.support.scripted_model import Stream, text_reply
 from tests.support.servers import serve, shutdown
 from tests.support.sse_client import assert_well_formed, iter_events
-from tools.bash_exec import session_directory
 from workflows.copilot_turn import turn_workflow_id
+from workspace.storage import DiskStorage
 
 
 def two_bash_calls() -> Stream:
@@ -55,7 +55,7 @@ async def test_a_finished_tool_is_not_run_again_after_a_crash(settings, scripted
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
             session_id = await new_session(http, user)
-            folder = session_directory(isolated.workspace_dir, session_id)
+            folder = DiskStorage(Path(isolated.workspace_dir)).session_folder(session_id)
             async with http.stream("POST", f"/api/chat/sessions/{session_id}/stream",
                                    json={"message": f"Run both {tag}"}, headers=user.headers) as response:
                 seen = []

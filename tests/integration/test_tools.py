@@ -32,7 +32,7 @@ async def test_bash_exec_reports_status_and_output(harness):
     assert result.error is None
     output = result.output
     assert output["exit_code"] == 3 and output["timed_out"] is False
-    assert output["stdout"].splitlines()[0] == "out" and output["stdout"].strip().endswith(f"sessions/{session_id}")
+    assert output["stdout"].splitlines() == ["out", "/workspace"]
     assert output["stderr"] == "err\n" and output["message"] == "Command executed with status code 3"
 
 
@@ -149,8 +149,7 @@ async def test_too_few_credits_refuses_before_running(harness, settings):
     assert result.error.startswith("insufficient_credits")
     ran = await harness.run(harness.request(session_id, user_id, "list_workspace_files", {}))
     assert ran.error is None
-    from tools.bash_exec import session_directory
-    assert not (session_directory(settings.workspace_dir, session_id) / "ran").exists()
+    assert not (harness.services.storage.session_folder(session_id) / "ran").exists()
 
 
 async def test_cancelled_after_output_is_charged_once(harness):
