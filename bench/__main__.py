@@ -12,6 +12,7 @@ process, the settings) and `bench/results/latest.md` (the tables the README quot
 import argparse
 import asyncio
 import json
+import math
 import platform
 import shlex
 import signal
@@ -26,7 +27,9 @@ from bench import concurrency, cost_growth, report, throughput, ttft, turn_start
 from bench.profile import Profiler
 from bench.stack import ROOT, BenchStack
 
-BENCHMARKS = ("ttft", "throughput", "concurrency", "turn_start", "cost_growth")
+BENCHMARKS = ("ttft", "throughput", "burst", "concurrency", "turn_start", "cost_growth")
+# Run again with every worker count after the first (scale-out): the load benchmarks.
+SCALED = ("burst", "concurrency", "turn_start")
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -48,6 +51,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--steady-seconds", type=float, help="how long all concurrent streams overlap")
     parser.add_argument("--start-rate", type=float, default=50.0, help="concurrent turns started per second")
     parser.add_argument("--start-turns", type=int)
+    parser.add_argument("--burst-sessions", type=int, default=50, help="sessions whose streams are sent at once")
+    parser.add_argument("--workers", type=_ints, default=[1, 2],
+                        help="worker process counts to run the load benchmarks with, e.g. 1,2")
     parser.add_argument("--history-sizes", type=_ints)
     parser.add_argument("--tool-rounds", type=_ints)
     parser.add_argument("--profile", action="store_true",
@@ -88,6 +94,27 @@ def machine() -> dict:
                            f"{platform.python_version()}"}
 
 
+async def run_load(stack: BenchStack, args: argparse.Namespace, step, profile: bool,
+                   only: tuple[str, ...] | list[str] = SCALED) -> dict:
+    """The load benchmarks (burst, concurrency, turn start) with the workers running now."""
+    results: dict = {}
+    selected = [name for name in args.selected if name in only]
+    if "burst" in selected:
+        step(f"burst: {args.burst_sessions} sessions created beforehand, every stream sent at once")
+        results["burst"] = await concurrency.run_level(stack, args.burst_sessions, args.tokens_per_second,
+                                                       args.steady_seconds, math.inf)
+    if "concurrency" in selected:
+        step(f"concurrency: {args.levels} sessions at {args.tokens_per_second:g} tokens/s")
+        results["concurrency"] = await concurrency.run(
+            stack, args.levels, args.tokens_per_second, args.steady_seconds, args.start_rate,
+            args.out / "profiles" if profile else None, args.profile_level)
+    if "turn_start" in selected:
+        step(f"turn start: {args.start_turns} turns; busy sessions")
+        results["turn_start"] = await turn_start.run(stack, args.start_turns, concurrency=10 if args.quick else 25,
+                                                     busy_sessions=2 if args.quick else 10)
+    return results
+
+
 async def run_all(stack: BenchStack, args: argparse.Namespace) -> dict:
     results: dict = {}
     quick = args.quick
@@ -111,19 +138,20 @@ async def run_all(stack: BenchStack, args: argparse.Namespace) -> dict:
         results["throughput"] = await throughput.run(stack, args.throughput_tokens, args.throughput_repeats)
         if profiler is not None:
             results["throughput"]["profile"] = await profiler.finish()
-    if "concurrency" in args.selected:
-        step(f"concurrency: {args.levels} sessions at {args.tokens_per_second:g} tokens/s")
-        results["concurrency"] = await concurrency.run(
-            stack, args.levels, args.tokens_per_second, args.steady_seconds, args.start_rate,
-            args.out / "profiles" if args.profile else None, args.profile_level)
-    if "turn_start" in args.selected:
-        step(f"turn start: {args.start_turns} turns; busy sessions")
-        results["turn_start"] = await turn_start.run(stack, args.start_turns, concurrency=10 if quick else 25,
-                                                     busy_sessions=2 if quick else 10)
+    results.update(await run_load(stack, args, step, profile=args.profile))
     if "cost_growth" in args.selected:
         step(f"cost growth: history {args.history_sizes}, tool rounds {args.tool_rounds}")
         results["cost_growth"] = await cost_growth.run(stack, args.history_sizes, args.tool_rounds,
                                                        repeats=2 if quick else 3)
+    scaled = [name for name in args.selected if name in SCALED]
+    for count in args.workers[1:]:
+        while len(stack.workers) < count:
+            stack.add_worker()
+        await asyncio.sleep(3)  # the new workers poll before the load starts
+        await stack.system_turn(*(await stack.new_session()), "warm up")
+        step(f"scale-out: {count} workers")
+        results.setdefault("scale_out", {})[str(count)] = await run_load(stack, args, step, profile=False,
+                                                                         only=scaled)
     dead = stack.alive()
     if dead:
         results["crashed_processes"] = dead

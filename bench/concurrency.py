@@ -8,6 +8,7 @@ process of the stack are sampled meanwhile.
 """
 
 import asyncio
+import math
 import statistics
 from pathlib import Path
 from typing import Optional
@@ -121,7 +122,8 @@ async def run_level(stack: BenchStack, sessions: int, tps: float, steady_seconds
     phases = [p for p in [await timeline.phases(stack, session_id, r) for session_id, r in sample] if p]
     still_running = await stack.wait_idle([s for s, _ in opened], {s: h for s, h in opened}, timeout=180)
     level = {
-        "sessions": sessions, "tokens_per_s_each": tps, "answer_tokens": words, "start_rate_per_s": start_rate,
+        "sessions": sessions, "tokens_per_s_each": tps, "answer_tokens": words,
+        "start_rate_per_s": start_rate if math.isfinite(start_rate) else None,
         **figures, "still_running_after": still_running, "tokens_expected": words * sessions,
         "first_token_breakdown_p50_ms": {phase: ms(statistics.median(p[phase] for p in phases))
                                          for phase in timeline.PHASES} if phases else None,

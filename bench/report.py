@@ -3,8 +3,9 @@
 from typing import Any, Optional
 
 TARGETS = {
-    "ttft_overhead_p50_ms": 30, "ttft_overhead_p99_ms": 100, "throughput_ratio": 0.8,
-    "concurrency_sessions": 200, "concurrency_p99_gap_ms": 100,
+    "ttft_overhead_p50_ms": 30, "ttft_overhead_p99_ms": 60, "throughput_ratio": 0.9,
+    "concurrency_sessions": 200, "concurrency_p99_gap_ms": 100, "burst_first_token_p99_ms": 1500,
+    "turns_per_s": 50,
 }
 
 
@@ -34,6 +35,27 @@ def _main_table(r: dict) -> list[str]:
         rows.append(f"| throughput, {t['tokens']:,}-token answer | {_fmt(t['system_median'], ' tok/s')} | "
                     f"{_fmt(t['direct_median'], ' tok/s')} | {_fmt(t['ratio'])}x | >= {TARGETS['throughput_ratio']}x | "
                     f"{_met(None if t['ratio'] is None else t['ratio'] >= TARGETS['throughput_ratio'])} |")
+        if "plain_client" in t:
+            p = t["plain_client"]
+            mid = len(p["system"]) // 2
+            ours, theirs = p["system"][mid], p["direct"][mid]
+            rows.append(f"| the same, read by a plain SSE client (whole request) | "
+                        f"{_fmt(ours['tokens_per_s'], ' tok/s')} ({ours['bytes_per_token']} B/token) | "
+                        f"{_fmt(theirs['tokens_per_s'], ' tok/s')} ({theirs['bytes_per_token']} B/token) | "
+                        f"{_fmt(p['ratio'])}x | >= {TARGETS['throughput_ratio']}x | "
+                        f"{_met(p['ratio'] >= TARGETS['throughput_ratio'])} |")
+    if "burst" in r:
+        b = r["burst"]
+        p99 = b["first_token"]["p99_ms"]
+        rows.append(f"| {b['sessions']} sessions released at once: first token p50 / p99 | "
+                    f"{_fmt(b['first_token']['p50_ms'])} / {_fmt(p99, ' ms')} | "
+                    f"{_fmt(b['direct']['first_token']['p50_ms'])} / {_fmt(b['direct']['first_token']['p99_ms'], ' ms')} | "
+                    f"- | < {TARGETS['burst_first_token_p99_ms']} ms | "
+                    f"{_met(None if p99 is None else p99 < TARGETS['burst_first_token_p99_ms'])} |")
+    if "turn_start" in r:
+        c = r["turn_start"]["concurrent"]
+        rows.append(f"| turn start, {c['concurrency']} in flight | {_fmt(c['turns_per_s'], ' turns/s')} | - | - | "
+                    f">= {TARGETS['turns_per_s']} turns/s | {_met(c['turns_per_s'] >= TARGETS['turns_per_s'])} |")
     for level in r.get("concurrency", {}).get("levels", []):
         if level["sessions"] != TARGETS["concurrency_sessions"]:
             continue
@@ -110,6 +132,46 @@ def _cost_table(c: dict) -> list[str]:
     return rows
 
 
+def _workers_cpu(resources: dict) -> str:
+    workers = [entry.get("cpu_avg_pct") or 0 for name, entry in resources.items() if name.startswith("worker")]
+    return " + ".join(f"{pct:.0f}%" for pct in workers) if workers else "-"
+
+
+def _scale_out_table(r: dict) -> list[str]:
+    """The load benchmarks with 1 worker process and with more, side by side."""
+    runs = {"1": r, **r.get("scale_out", {})}
+    counts = list(runs)
+    rows = ["| figure | " + " | ".join(f"{c} worker{'s' if c != '1' else ''}" for c in counts) + " |",
+            "| --- |" + " --- |" * len(counts)]
+
+    def row(label: str, cell) -> None:
+        cells = []
+        for count in counts:
+            try:
+                cells.append(cell(runs[count]))
+            except (KeyError, TypeError):
+                cells.append("-")
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    row("turn start, 25 in flight: turns/s (start p99)", lambda x: f"{_fmt(x['turn_start']['concurrent']['turns_per_s'])} "
+        f"({_fmt(x['turn_start']['concurrent']['start_latency']['p99_ms'], ' ms')})")
+    row("turn start: CPU of the workers, Temporal", lambda x: f"{_workers_cpu(x['turn_start']['concurrent']['resources'])}, "
+        f"{_fmt(x['turn_start']['concurrent']['resources']['temporal']['cpu_avg_pct'], '%')}")
+    row("burst: first token p50 / p99", lambda x: f"{_fmt(x['burst']['first_token']['p50_ms'])} / "
+        f"{_fmt(x['burst']['first_token']['p99_ms'], ' ms')}")
+    row("burst: CPU of the workers, Temporal", lambda x: f"{_workers_cpu(x['burst']['resources'])}, "
+        f"{_fmt(x['burst']['resources']['temporal']['cpu_avg_pct'], '%')}")
+    for index, level in enumerate(r.get("concurrency", {}).get("levels", [])):
+        n = level["sessions"]
+        row(f"{n} sessions at 50/s: completed, peak streams", lambda x, i=index: (
+            f"{x['concurrency']['levels'][i]['completed']}, {x['concurrency']['levels'][i]['peak_concurrent_streams']}"))
+        row(f"{n} sessions: first token p99, inter-token p99", lambda x, i=index: (
+            f"{_fmt(x['concurrency']['levels'][i]['first_token']['p99_ms'], ' ms')}, "
+            f"{_fmt(x['concurrency']['levels'][i]['inter_token']['p99_ms'], ' ms')}"))
+        row(f"{n} sessions: CPU of the workers", lambda x, i=index: _workers_cpu(x['concurrency']['levels'][i]['resources']))
+    return rows
+
+
 def markdown(run: dict) -> str:
     r = run["results"]
     out = [f"Run {run['date']} on {run['machine']['description']}: `{run['command']}`", "", *_main_table(r)]
@@ -117,6 +179,8 @@ def markdown(run: dict) -> str:
         out += ["", *_concurrency_table(r["concurrency"]["levels"])]
     if "turn_start" in r:
         out += ["", *_start_table(r["turn_start"])]
+    if r.get("scale_out"):
+        out += ["", *_scale_out_table(r)]
     if "cost_growth" in r:
         out += ["", *_cost_table(r["cost_growth"])]
     return "\n".join(out) + "\n"

@@ -82,15 +82,25 @@ class BenchStack:
             self._uvicorn("model", "bench.model_server:app", self.model_port, {})
             self._uvicorn("baseline", "bench.baseline:app", self.baseline_port,
                           {"BENCH_MODEL_URL": self.model_url, "BENCH_MODEL": MODEL})
-            env = self.system_env()
-            worker_env = env if self.worker_activity_slots is None else \
-                {**env, "WORKER_MAX_CONCURRENT_ACTIVITIES": str(self.worker_activity_slots)}
-            self._child("worker", [sys.executable, "-m", "worker"], worker_env, None)
-            self._uvicorn("api", "api.main:app", self.api_port, env)
+            self.add_worker()
+            self._uvicorn("api", "api.main:app", self.api_port, self.system_env())
         except BaseException:
             self.stop()
             raise
         return self
+
+    @property
+    def workers(self) -> list[str]:
+        return [name for name in self.children if name.startswith("worker")]
+
+    def add_worker(self) -> str:
+        """Starts one more worker process on the same task queue (scale-out); returns its label."""
+        env = self.system_env()
+        if self.worker_activity_slots is not None:
+            env["WORKER_MAX_CONCURRENT_ACTIVITIES"] = str(self.worker_activity_slots)
+        name = "worker" if not self.workers else f"worker {len(self.workers) + 1}"
+        self._child(name, [sys.executable, "-m", "worker"], env, None)
+        return name
 
     def stop(self) -> None:
         for child in reversed(list(self.children.values())):
@@ -116,7 +126,7 @@ class BenchStack:
 
     @property
     def pids(self) -> dict[str, int]:
-        names = {"api": "API", "worker": "worker", "model": "model server", "baseline": "baseline"}
+        names = {"api": "API", "model": "model server", "baseline": "baseline", **{w: w for w in self.workers}}
         pids = {label: self.children[name].pid for name, label in names.items()}
         for server in self.servers:
             pids[server.name] = server.child.pid

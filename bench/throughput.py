@@ -4,8 +4,9 @@ turn start-up (measured by the TTFT benchmark) does not dilute it."""
 
 import statistics
 
+from bench import plain_client
 from bench.model_server import directive
-from bench.stack import BenchStack
+from bench.stack import HOST, BenchStack
 
 
 def _rate(result) -> float:
@@ -27,7 +28,19 @@ async def run(stack: BenchStack, tokens: int, repeats: int) -> dict:
         system.append(_rate(ours))
         direct.append(_rate(theirs))
     best_system, best_direct = (max(system), max(direct)) if system else (None, None)
+    # The same answer read by a plain client (parsing every event), timed from the request.
+    plain_system, plain_direct = [], []
+    for i in range(repeats):
+        session_id, headers = await stack.new_session()
+        plain_system.append(await plain_client.stream_rate(
+            f"http://{HOST}:{stack.api_port}/api/chat/sessions/{session_id}/stream",
+            {"message": f"plain {i} {prompt}"}, headers))
+        plain_direct.append(await plain_client.stream_rate(
+            f"http://{HOST}:{stack.baseline_port}/stream", {"message": f"plain {i} {prompt}", "history": []}))
+    plain_ratio = statistics.median(s["tokens_per_s"] for s in plain_system) / \
+        statistics.median(d["tokens_per_s"] for d in plain_direct)
     return {
+        "plain_client": {"system": plain_system, "direct": plain_direct, "ratio": round(plain_ratio, 3)},
         "tokens": tokens, "repeats": repeats, "failures": failures, "tokens_delivered": delivered,
         "system_tokens_per_s": [round(r) for r in system], "direct_tokens_per_s": [round(r) for r in direct],
         "system_median": round(statistics.median(system)) if system else None,

@@ -30,4 +30,4 @@ def with_tools(*extra: Tool, base: ToolCatalog = DEFAULT_TOOLS) -> ToolCatalog:
 
 def tool_schemas(tools: ToolCatalog, allowed: Optional[Iterable[str]] = None) -> list[dict]:
     names = set(tools) if allowed is None else set(allowed)
-    return [tool.openai_schema() for tool in tools.values() if tool.name in names]
+    return [tool.openai_schema for tool in tools.values() if tool.name in names]

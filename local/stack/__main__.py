@@ -3,7 +3,8 @@
 Starts (unless DATABASE_URL / REDIS_URL / TEMPORAL_ADDRESS point elsewhere) PostgreSQL, Redis
 and the Temporal dev server with its UI under `.data/`, applies the migrations, then runs the
 offline model (when no provider key is set), the offline Stripe sandbox (when no Stripe key is
-set), the worker and the API. Ctrl-C stops everything.
+set), the workers (`WORKER_PROCESSES`, one per core by default) and the API. Ctrl-C stops
+everything.
 """
 
 import os
@@ -28,6 +29,8 @@ OFFLINE_MODEL_PORT = 8001
 OFFLINE_STRIPE_PORT = 8002
 PG_PORT, REDIS_PORT, TEMPORAL_PORT, TEMPORAL_UI_PORT = 5433, 6380, 7233, 8233
 DEV_USER = "dev-user"
+# Worker processes on the one task queue: each is one Python event loop, so one per core.
+WORKER_PROCESSES = max(1, int(os.environ.get("WORKER_PROCESSES", "0")) or os.cpu_count() or 1)
 
 
 def _stop_on_sigterm(_signum, _frame) -> None:
@@ -79,8 +82,9 @@ def main() -> int:
                                    LOGS / "offline-stripe.log", cwd=ROOT)
             started.append(sandbox)
             wait_until(lambda: port_open(OFFLINE_STRIPE_PORT), "offline Stripe", 30, sandbox.process)
-        worker = ChildProcess("worker", [sys.executable, "worker.py"], LOGS / "worker.log", cwd=ROOT)
-        started.append(worker)
+        for index in range(WORKER_PROCESSES):
+            log = LOGS / ("worker.log" if index == 0 else f"worker-{index + 1}.log")
+            started.append(ChildProcess(f"worker {index + 1}", [sys.executable, "worker.py"], log, cwd=ROOT))
         api = ChildProcess("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
                                    "--port", str(API_PORT)], LOGS / "api.log", cwd=ROOT)
         started.append(api)
@@ -97,6 +101,7 @@ def main() -> int:
     Temporal UI  {temporal_ui}
     Model        {model_line}
     Payments     {stripe_line}
+    Workers      {WORKER_PROCESSES} (WORKER_PROCESSES)
     Logs         {LOGS}
 
   Development token (user '{DEV_USER}'):

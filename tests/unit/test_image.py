@@ -2,6 +2,7 @@
 here, so the Dockerfile and the package metadata are checked instead of a built image)."""
 
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -44,8 +45,11 @@ def test_the_image_runs_unprivileged_and_never_holds_a_dot_env():
 
 
 def test_the_wheel_holds_no_stand_in(tmp_path):
+    source = tmp_path / "source"  # a copy: building in the checkout would leave build/ behind
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".data", ".git", "node_modules", "build",
+                                                                "*.egg-info", "__pycache__", "results"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                    str(tmp_path), str(ROOT)], check=True, timeout=120)
+                    str(tmp_path), str(source)], check=True, timeout=120)
     wheel = next(tmp_path.glob("*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.startswith("workflows/") for n in names)
