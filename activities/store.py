@@ -8,6 +8,7 @@ from temporalio import activity
 
 from models import keys
 from models.db import ChatMessage, ChatSession, utcnow
+from models.text import storable, storable_json
 from models.turn import BeginTurnRequest, NewMessageRow, RecordMessagesRequest
 
 
@@ -31,8 +32,8 @@ async def insert_rows(db: AsyncSession, session_id: str, turn_id: str, rows: lis
         if row.key in existing:
             continue
         await db.execute(insert(ChatMessage).values(
-            session_id=session_id, sequence=next_sequence, role=row.role, content=row.content,
-            tool_calls=[c.model_dump() for c in row.tool_calls] if row.tool_calls else None,
+            session_id=session_id, sequence=next_sequence, role=row.role, content=storable(row.content),
+            tool_calls=storable_json([c.model_dump() for c in row.tool_calls]) if row.tool_calls else None,
             tool_call_id=row.tool_call_id, turn_id=turn_id, idempotency_key=row.key, created_at=now,
         ).on_conflict_do_nothing(constraint="uq_chat_messages_session_idempotency_key"))
         next_sequence += 1

@@ -8,6 +8,7 @@ from temporalio import activity
 
 from billing.spend import SpendWindows
 from models.db import ModelUsage, utcnow
+from models.text import storable
 from models.turn import RecordUsageRequest
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ class UsageActivities:
         async with self.sessions.begin() as db:
             inserted = (await db.execute(insert(ModelUsage).values(
                 user_id=request.user_id, session_id=request.session_id, turn_id=request.turn_id,
-                round_index=request.round_index, model=request.model, prompt_tokens=usage.prompt_tokens,
+                round_index=request.round_index, model=storable(request.model), prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens, cache_read_tokens=usage.cache_read_tokens,
                 cache_write_tokens=usage.cache_write_tokens, cost_microdollars=usage.cost_microdollars,
                 created_at=utcnow(),

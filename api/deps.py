@@ -10,6 +10,9 @@ from temporalio.client import Client
 from settings import Settings
 from workspace.storage import WorkspaceStorage
 
+# Paging further than this is no real listing, and past 2**63 PostgreSQL refuses the number.
+MAX_OFFSET = 1_000_000
+
 
 def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings

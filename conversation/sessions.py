@@ -8,6 +8,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db import ChatMessage, ChatSession, User, utcnow
+from models.text import storable, storable_json
 from models.tool_filter import ToolFilter
 
 TITLE_FROM_MESSAGE_CHARS = 80
@@ -45,8 +46,11 @@ async def create_session(db: AsyncSession, user_id: str, title: Optional[str], m
                          parent_session_id: Optional[str] = None) -> ChatSession:
     await ensure_user(db, user_id)
     now = utcnow()
-    session = ChatSession(id=str(uuid.uuid4()), user_id=user_id, title=title, parent_session_id=parent_session_id,
-                          session_metadata=metadata, created_at=now, updated_at=now)
+    # The API refuses what a person typed that cannot be stored; a sub-session's title and
+    # metadata come from the model's arguments and are cleaned instead.
+    session = ChatSession(id=str(uuid.uuid4()), user_id=user_id, title=storable(title) if title else title,
+                          parent_session_id=parent_session_id, session_metadata=storable_json(metadata),
+                          created_at=now, updated_at=now)
     db.add(session)
     await db.commit()
     return session

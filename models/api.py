@@ -3,9 +3,10 @@
 from datetime import datetime
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.subscription import ChangeTierRequest, SelfServiceTier, Tier
+from models.text import refuse_unstorable
 from models.tool_filter import ToolFilter
 from models.turn import IncomingMessage
 
@@ -26,6 +27,11 @@ class CreateSessionRequest(BaseModel):
     title: Optional[str] = Field(default=None, max_length=200)
     metadata: dict[str, Any] = Field(default_factory=dict)
     tool_filter: Optional[ToolFilter] = Field(default=None, description="Limit the tools this session may use.")
+
+    @field_validator("title", "metadata")
+    @classmethod
+    def _storable(cls, value: Any, info) -> Any:
+        return refuse_unstorable(value, info.field_name)
 
 
 class SessionSummary(BaseModel):
@@ -73,6 +79,11 @@ class SendMessageRequest(BaseModel):
 
     message: str = Field(description="The user's message.")
 
+    @field_validator("message")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        return refuse_unstorable(value, "message")
+
 
 class QueuedResponse(BaseModel):
     """Answer of `POST .../stream` when a turn is already running: the message waits in its buffer."""
@@ -103,6 +114,11 @@ class RunTurnRequest(BaseModel):
 
     message: str
     wait_seconds: float = Field(default=60, ge=0, le=6 * 3600, description="How long to wait for the answer.")
+
+    @field_validator("message")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        return refuse_unstorable(value, "message")
 
 
 class WorkspaceFileOut(BaseModel):

@@ -6,6 +6,7 @@ closes before a tool input begins, and everything still open closes at the end.
 """
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -35,6 +36,21 @@ def reasoning_text(delta_extra: dict[str, Any]) -> str:
     return "".join(pieces)
 
 
+# No single model round costs this much (USD): a figure above it is a provider fault, not spend.
+MAX_ROUND_COST_USD = 1_000.0
+
+
+def cost_microdollars(cost: Any) -> Optional[int]:
+    """A reported cost, or None when it is missing or cannot be one (negative, not finite,
+    absurdly large): such a round is logged as having no cost and never lowers a user's spend."""
+    if isinstance(cost, bool) or not isinstance(cost, (int, float)):
+        return None
+    cost = float(cost)
+    if not math.isfinite(cost) or cost < 0 or cost > MAX_ROUND_COST_USD:
+        return None
+    return round(cost * 1_000_000)
+
+
 def usage_from_chunk(usage: Any) -> Usage:
     """Token counts and the provider-reported cost (OpenRouter's `usage.cost`, in USD)."""
     extra = getattr(usage, "model_extra", None) or {}
@@ -46,7 +62,7 @@ def usage_from_chunk(usage: Any) -> Usage:
         completion_tokens=usage.completion_tokens or 0,
         cache_read_tokens=(getattr(details, "cached_tokens", None) or 0) if details is not None else 0,
         cache_write_tokens=int(details_extra.get("cache_write_tokens") or 0),
-        cost_microdollars=round(float(cost) * 1_000_000) if isinstance(cost, (int, float)) else None,
+        cost_microdollars=cost_microdollars(cost),
     )
 
 

@@ -63,11 +63,19 @@ TOOLS_BEFORE_ALLOWED_TOOLS_INPUT = ("get_current_time", "bash_exec", "write_work
                                     "list_workspace_files", "run_sub_session", "get_sub_session_result")
 SUB_SESSION_TOOL = "run_sub_session"
 SUB_SESSION_RESULT_TOOL = "get_sub_session_result"
-QUICK = dict(start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)))
+# Bookkeeping (rows, parts, usage, the stop record) is retried a bounded number of times: a write
+# that keeps failing (a row the database refuses, a dropped table, a full disk) ends the turn as
+# failed instead of holding the session in retries for ever.
+BOOKKEEPING_ATTEMPTS = 4
+QUICK = dict(start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPolicy(
+    maximum_interval=timedelta(seconds=5), maximum_attempts=BOOKKEEPING_ATTEMPTS))
 # Short idempotent writes (rows keyed per turn, parts deduplicated) run as local activities: in the
 # worker that runs the workflow task, with no round trip through the server's task queue. That
 # is most of the time between `POST .../stream` and the model call, and between two rounds.
-LOCAL = dict(start_to_close_timeout=timedelta(seconds=10), retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)))
+LOCAL = dict(start_to_close_timeout=timedelta(seconds=10), retry_policy=RetryPolicy(
+    maximum_interval=timedelta(seconds=5), maximum_attempts=BOOKKEEPING_ATTEMPTS))
+BOOKKEEPING_FAILED_TEXT = ("This turn could not be saved and has ended; part of it may be missing from the "
+                           "conversation. Please send your message again in a moment.")
 # A tool call is retried only when its attempt was lost (a dead worker, a missed heartbeat), and
 # never past the call's deadline (schedule-to-close): the tool cap holds across retries. Twice
 # at most: a call whose attempts both took their worker down (killed it, or ran it out of memory)
@@ -175,7 +183,29 @@ class CopilotTurnWorkflow:
         if not await self._wait_for_opening_message():
             return TurnResult(turn_id=self._turn_id, status="completed", text="", rounds=0, usage=Usage())
         opening, self._opening = self._opening, []
+        try:
+            return await self._run_turn(input, stream_key, opening)
+        except ActivityError as failure:
+            return await self._end_after_bookkeeping_failure(input, stream_key, failure)
 
+    async def _end_after_bookkeeping_failure(self, input: TurnInput, stream_key: str,
+                                             failure: ActivityError) -> TurnResult:
+        """A write kept failing past its retries: the turn ends as failed, says so on its stream
+        if the stream still takes parts, and the session is idle again."""
+        workflow.logger.error("turn of session %s: %s kept failing (%s); the turn ends as failed",
+                              input.session_id, failure.activity_type, type(failure.cause).__name__)
+        self._set_status("failed")
+        try:
+            await self._publish(stream_key, keys.FINISH_PART, [ui_stream.error(BOOKKEEPING_FAILED_TEXT),
+                                                               ui_stream.finish()],
+                                end_stream=True, continues=bool(self._pending))
+        except ActivityError:
+            pass  # the stream is what failed: a reader ends at its idle timeout
+        return await self._end(input, TurnResult(
+            turn_id=self._turn_id, status="failed", text="", rounds=self._round, usage=Usage(),
+            tool_calls=self._tool_calls, error=BOOKKEEPING_FAILED_TEXT))
+
+    async def _run_turn(self, input: TurnInput, stream_key: str, opening: list[IncomingMessage]) -> TurnResult:
         await asyncio.gather(
             workflow.execute_local_activity(
                 act.open_stream,

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.auth import CurrentUser
-from api.deps import DbDep, RedisDep, SessionMakerDep, SettingsDep, TemporalDep, ToolNamesDep
+from api.deps import MAX_OFFSET, DbDep, RedisDep, SessionMakerDep, SettingsDep, TemporalDep, ToolNamesDep
 from api.errors import ApiError, not_found
 from api.sse import sse_response
 from billing.accounts import open_account, user_tier
@@ -111,7 +111,7 @@ async def create_session(body: CreateSessionRequest, user: CurrentUser, db: DbDe
 
 @router.get("", response_model=SessionPage, responses=ERRORS)
 async def list_sessions(user: CurrentUser, db: DbDep, limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                        offset: Annotated[int, Query(ge=0)] = 0) -> SessionPage:
+                        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> SessionPage:
     rows, total = await store.list_sessions(db, user.id, limit, offset)
     return SessionPage(sessions=[summary(s) for s in rows], total=total, limit=limit, offset=offset)
 

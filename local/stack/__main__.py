@@ -22,23 +22,33 @@ from local.stack.temporal import TemporalDevServer
 from settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / ".data"
+# Where the data lives and the ports, each overridable (a second stack beside the first, a test).
+DATA = Path(os.environ.get("DEV_DATA_DIR", ROOT / ".data")).resolve()
 LOGS = DATA / "logs"
 API_PORT = int(os.environ.get("API_PORT", "8000"))
-OFFLINE_MODEL_PORT = 8001
-OFFLINE_STRIPE_PORT = 8002
-PG_PORT, REDIS_PORT, TEMPORAL_PORT, TEMPORAL_UI_PORT = 5433, 6380, 7233, 8233
+OFFLINE_MODEL_PORT = int(os.environ.get("DEV_OFFLINE_MODEL_PORT", "8001"))
+OFFLINE_STRIPE_PORT = int(os.environ.get("DEV_OFFLINE_STRIPE_PORT", "8002"))
+PG_PORT = int(os.environ.get("DEV_POSTGRES_PORT", "5433"))
+REDIS_PORT = int(os.environ.get("DEV_REDIS_PORT", "6380"))
+TEMPORAL_PORT = int(os.environ.get("DEV_TEMPORAL_PORT", "7233"))
+TEMPORAL_UI_PORT = int(os.environ.get("DEV_TEMPORAL_UI_PORT", "8233"))
 DEV_USER = "dev-user"
 # Worker processes on the one task queue: each is one Python event loop, so one per core.
 WORKER_PROCESSES = max(1, int(os.environ.get("WORKER_PROCESSES", "0")) or os.cpu_count() or 1)
 
 
-def _stop_on_sigterm(_signum, _frame) -> None:
+# Every signal that asks the launcher to stop. SIGINT too: a shell starting `make dev` in the
+# background hands it SIGINT ignored, and Python keeps it so unless told otherwise.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop(_signum, _frame) -> None:
     raise KeyboardInterrupt
 
 
 def main() -> int:
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, _stop)
     started: list = []  # stopped in reverse order
     env: dict[str, str] = {}
     # Set in the environment or in `.env`: use that server instead of starting one.
@@ -58,6 +68,10 @@ def main() -> int:
             started.append(temporal)
             env["TEMPORAL_ADDRESS"] = temporal.address
             temporal_ui = temporal.ui_url
+        if "OFFLINE_MODEL_URL" not in configured:
+            env["OFFLINE_MODEL_URL"] = f"http://127.0.0.1:{OFFLINE_MODEL_PORT}/v1"
+        if "WORKSPACE_DIR" not in configured:
+            env["WORKSPACE_DIR"] = str(DATA / "workspace")
         offline_stripe = "STRIPE_API_KEY" not in configured
         if offline_stripe:
             stripe_url = f"http://127.0.0.1:{OFFLINE_STRIPE_PORT}"
@@ -119,7 +133,10 @@ def main() -> int:
         print("\nstopping...", flush=True)
         return 0
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # A second signal (make relays the one sent to its process group, a supervisor repeats
+        # it) must not cut the shutdown short and leave servers running.
+        for stop_signal in STOP_SIGNALS:
+            signal.signal(stop_signal, signal.SIG_IGN)
         for part in reversed(started):
             part.stop()
 

@@ -67,7 +67,11 @@ class EmbeddedPostgres(EmbeddedServer):
                 check=True, capture_output=True, user=user,
             )
         if self._postmaster_alive(pgdata):
-            raise RuntimeError(f"a PostgreSQL server is already running on {pgdata}; stop it first")
+            # Ours, left over from a launcher that was killed before it could stop it: stop it
+            # (fast shutdown, as `stop` does) and start afresh on the same data.
+            print(f"stopping the PostgreSQL server left running on {pgdata} by an earlier run", flush=True)
+            subprocess.run([str(POSTGRES_BIN_PATH / "pg_ctl"), "stop", "-D", str(pgdata), "-m", "fast", "-w",
+                            "-t", "30"], check=True, capture_output=True, user=user)
         (pgdata / "postmaster.pid").unlink(missing_ok=True)
         self.child = ChildProcess(
             "postgres",

@@ -79,3 +79,10 @@ async def test_expired_token_is_401(http, settings):
     response = await http.get("/api/chat/sessions", headers={"Authorization": f"Bearer {token}"})
     assert_error(response, 401, "unauthorized")
     assert "expired" in response.json()["error"]["message"]
+
+
+async def test_a_huge_offset_is_a_422_not_a_500(http, user):
+    for path in ("/api/chat/sessions", "/api/workspace/files"):
+        response = await http.get(path, params={"offset": 10 ** 20}, headers=user.headers)
+        assert response.status_code == 422, response.text
+        assert "offset" in response.text
