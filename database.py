@@ -15,7 +15,10 @@ def get_engine(database_url: str) -> AsyncEngine:
     # No pre-ping: it cost a round trip on every checkout (about 5% of a busy worker's CPU). A
     # connection the server dropped fails its first statement instead, is discarded by the pool,
     # and that attempt is retried (activities) or answered 503 (the API); the next one is fresh.
-    return create_async_engine(database_url, pool_size=10, max_overflow=10, pool_recycle=1800)
+    # hide_parameters: a failed statement's error (logged, and carried into Temporal's history as
+    # the activity's failure) names the SQL, never the values, which hold users' messages.
+    return create_async_engine(database_url, pool_size=10, max_overflow=10, pool_recycle=1800,
+                               hide_parameters=True)
 
 
 def session_maker(database_url: str) -> async_sessionmaker[AsyncSession]:

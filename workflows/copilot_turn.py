@@ -16,6 +16,7 @@ from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     CancelledError,
+    FailureError,
     TimeoutType,
     WorkflowAlreadyStartedError,
 )
@@ -185,21 +186,25 @@ class CopilotTurnWorkflow:
         opening, self._opening = self._opening, []
         try:
             return await self._run_turn(input, stream_key, opening)
-        except ActivityError as failure:
+        except CancelledError:
+            raise
+        except FailureError as failure:  # a local activity's last failure arrives unwrapped
             return await self._end_after_bookkeeping_failure(input, stream_key, failure)
 
     async def _end_after_bookkeeping_failure(self, input: TurnInput, stream_key: str,
-                                             failure: ActivityError) -> TurnResult:
+                                             failure: FailureError) -> TurnResult:
         """A write kept failing past its retries: the turn ends as failed, says so on its stream
         if the stream still takes parts, and the session is idle again."""
-        workflow.logger.error("turn of session %s: %s kept failing (%s); the turn ends as failed",
-                              input.session_id, failure.activity_type, type(failure.cause).__name__)
+        # Names only: a failure's message can hold the row it could not write.
+        cause = failure.cause if isinstance(failure, ActivityError) else failure
+        workflow.logger.error("turn of session %s: %s kept failing (%s); the turn ends as failed", input.session_id,
+                              getattr(failure, "activity_type", "a write"), type(cause).__name__)
         self._set_status("failed")
         try:
             await self._publish(stream_key, keys.FINISH_PART, [ui_stream.error(BOOKKEEPING_FAILED_TEXT),
                                                                ui_stream.finish()],
                                 end_stream=True, continues=bool(self._pending))
-        except ActivityError:
+        except FailureError:
             pass  # the stream is what failed: a reader ends at its idle timeout
         return await self._end(input, TurnResult(
             turn_id=self._turn_id, status="failed", text="", rounds=self._round, usage=Usage(),
