@@ -32,7 +32,7 @@ test: $(STAMP) $(AI_SDK) lint
 record-histories: $(STAMP)
 	RECORD_HISTORIES=1 $(BIN)/python -m pytest tests/integration/test_record_histories.py -q
 
-# Benchmarks against a stack of their own on free loopback ports (about 7 minutes on 2 cores):
+# Benchmarks against a stack of their own on free loopback ports (about 14 minutes on 2 cores):
 # tables in bench/results/latest.md, every figure in bench/results/<time>.json.
 # Smaller: make bench ARGS=--quick; a subset: make bench ARGS='--only ttft,throughput'.
 BENCH_STAMP := $(VENV)/.installed-bench

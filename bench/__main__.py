@@ -1,6 +1,6 @@
 """Runs the benchmarks against one freshly started stack and writes the results.
 
-    make bench                                  # everything, full size (about 7 minutes on 2 cores)
+    make bench                                  # everything, full size (about 14 minutes on 2 cores)
     .venv/bin/python -m bench --quick           # everything, small (a few minutes)
     .venv/bin/python -m bench --only ttft,throughput --ttft-turns 300
     .venv/bin/python -m bench --only concurrency --levels 50,200 --profile

@@ -108,7 +108,9 @@ async def test_a_fork_bomb_and_a_memory_hog_end_within_their_limits(harness):
     session = await harness.new_session()
     started = time.perf_counter()
     bomb = await bash(harness, session, ":(){ :|:& };:; wait; sleep 2", timeout=5)
-    assert time.perf_counter() - started < 8 and bomb["limit"] in ("processes", "timeout", "cpu", "memory")
+    # It ends within the call's limits (whether the watchdog saw the process cap before bash gave
+    # up forking depends on timing), and nothing of it is left.
+    assert time.perf_counter() - started < 8 and bomb.get("limit") in (None, "processes", "timeout", "cpu", "memory")
     assert not [p for p in psutil.process_iter(["cmdline"]) if "wait; sleep 2" in " ".join(p.info["cmdline"] or [])]
     hog = await bash(harness, session, "python3 -c 'a = bytearray(1024**3); print(len(a))'")
     assert "1073741824" not in hog["stdout"] and (hog["exit_code"] != 0 or hog.get("limit") == "memory")

@@ -58,3 +58,11 @@ def test_history_is_well_formed_and_hides_reasoning_and_markers():
     assert [m.role for m in history] == ["system", "user", "assistant", "tool", "user", "assistant"]
     assert history[3].tool_call_id == "c1" and history[3].content == MISSING_RESULT
     assert all("secret" not in m.content and "stopped by user" not in m.content for m in history)
+
+
+def test_a_cost_that_cannot_be_one_is_not_counted():
+    from stream_relay.round_assembler import cost_microdollars
+
+    assert cost_microdollars(0.000123) == 123 and cost_microdollars(0) == 0
+    for impossible in (-0.5, float("inf"), float("nan"), 10_000.0, "0.1", True, None):
+        assert cost_microdollars(impossible) is None
