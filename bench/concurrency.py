@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from bench import timeline
-from bench.metrics import ResourceMonitor, ms, percentile, summary_ms
+from bench.metrics import ResourceMonitor, ms, our_cpu_seconds, percentile, summary_ms
 from bench.model_server import directive
 from bench.profile import Profiler
 from bench.stack import BenchStack
@@ -141,6 +141,11 @@ async def run_level(stack: BenchStack, sessions: int, tps: float, steady_seconds
         resources = await monitor.stop()
         level["direct"] = {**_load_figures(baseline, sessions, tps),
                            "cpu_avg_pct": {name: resources[name]["cpu_avg_pct"] for name in ("baseline", "model server")}}
+        # CPU per streamed token: every process of ours against the baseline's one process.
+        ours = our_cpu_seconds(level["resources"]) / max(1, level["tokens_delivered"])
+        theirs = resources["baseline"]["cpu_seconds"] / max(1, level["direct"]["tokens_delivered"])
+        level["cpu_us_per_token"] = {"system": round(1e6 * ours, 1), "direct": round(1e6 * theirs, 1),
+                                     "ratio": round(ours / theirs, 2) if theirs else None}
     return level
 
 

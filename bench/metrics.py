@@ -8,6 +8,15 @@ from typing import Optional, Sequence
 
 import psutil
 
+# The processes of the system under test (not the model server, the baseline or the client).
+OURS = ("API", "temporal", "redis", "postgres")
+
+
+def our_cpu_seconds(resources: dict) -> float:
+    """CPU seconds of the API, every worker, Temporal, Redis and PostgreSQL together."""
+    return sum(entry.get("cpu_seconds") or 0 for name, entry in resources.items()
+               if name in OURS or name.startswith("worker"))
+
 
 def percentile(values: Sequence[float], q: float) -> Optional[float]:
     """The nearest-rank percentile (q in 0..100): a value that was really observed."""
@@ -103,6 +112,7 @@ class ResourceMonitor:
             report[name] = {
                 "cpu_avg_pct": round(100 * (last[1][name][0] - first[1][name][0]) / wall, 1) if wall else None,
                 "cpu_peak_pct": round(100 * peak, 1),
+                "cpu_seconds": round(last[1][name][0] - first[1][name][0], 3),
                 "rss_peak_mb": round(max(s[1][name][1] for s in self._samples) / 2**20, 1),
             }
         machine = round(100 * (last[2] - first[2]) / wall, 1) if wall else None

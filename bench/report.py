@@ -57,6 +57,13 @@ def _main_table(r: dict) -> list[str]:
         rows.append(f"| turn start, {c['concurrency']} in flight | {_fmt(c['turns_per_s'], ' turns/s')} | - | - | "
                     f">= {TARGETS['turns_per_s']} turns/s | {_met(c['turns_per_s'] >= TARGETS['turns_per_s'])} |")
     for level in r.get("concurrency", {}).get("levels", []):
+        if level["sessions"] != TARGETS["concurrency_sessions"] or "cpu_us_per_token" not in level:
+            continue
+        cost = level["cpu_us_per_token"]
+        rows.append(f"| CPU per streamed token, {level['sessions']} sessions (all of ours / the baseline) | "
+                    f"{_fmt(cost['system'], ' us')} | {_fmt(cost['direct'], ' us')} | {_fmt(cost['ratio'])}x | <= 2x | "
+                    f"{_met(None if cost['ratio'] is None else cost['ratio'] <= 2)} |")
+    for level in r.get("concurrency", {}).get("levels", []):
         if level["sessions"] != TARGETS["concurrency_sessions"]:
             continue
         p99 = level["inter_token"]["p99_ms"]
@@ -113,6 +120,10 @@ def _start_table(t: dict) -> list[str]:
         rows.append(f"| {s['turns']} turns, {s['concurrency']} at a time | {_fmt(s['turns_per_s'])} turns/s, "
                     f"start p50 {_fmt(s['start_latency']['p50_ms'], ' ms')}, p99 "
                     f"{_fmt(s['start_latency']['p99_ms'], ' ms')}{busiest} |")
+    per_turn = t["concurrent"].get("cpu_ms_per_turn")
+    if per_turn:
+        rows.append("| CPU per turn, start to finish | " + ", ".join(f"{name} {ms_:g} ms" for name, ms_ in per_turn.items())
+                    + " |")
     rows.append(f"| follow-up to a busy session (202) | p50 {_fmt(busy['queued_202']['p50_ms'], ' ms')}, p99 "
                 f"{_fmt(busy['queued_202']['p99_ms'], ' ms')} ({busy['queued_202']['n']} messages) |")
     rows.append(f"| buffer full (429) | p50 {_fmt(busy['refused_429_buffer_full']['p50_ms'], ' ms')} "

@@ -13,7 +13,7 @@ and the next one is refused with `429 buffer_full`.
 import asyncio
 import time
 
-from bench.metrics import ResourceMonitor, summary_ms
+from bench.metrics import OURS, ResourceMonitor, summary_ms
 from bench.model_server import directive
 from bench.stack import BenchStack
 
@@ -30,13 +30,20 @@ async def _start_rate(stack: BenchStack, turns: int, concurrency: int) -> dict:
 
     monitor = ResourceMonitor(stack.pids)
     monitor.start()
+    # CPU per turn counts until every turn has finished, not only until it started streaming.
+    whole = ResourceMonitor(stack.pids)
+    whole.start()
     began = time.perf_counter()
     results = await asyncio.gather(*(start(i, s, h) for i, (s, h) in enumerate(sessions)))
     wall = max((r.headers_at or began) for r in results) - began
     resources = await monitor.stop()
     started = [r for r in results if r.status == 200 and r.failure is None]
     await stack.wait_idle([s for s, _ in sessions], dict(sessions))
+    spent = await whole.stop()
+    per_turn = {name: round(1000 * entry["cpu_seconds"] / len(started), 1) for name, entry in spent.items()
+                if name != "machine" and started and (name in OURS or name.startswith("worker"))}
     return {"turns": turns, "concurrency": concurrency, "started": len(started),
+            "cpu_ms_per_turn": {**per_turn, "all of ours": round(sum(per_turn.values()), 1)},
             "turns_per_s": round(len(started) / wall, 1) if wall > 0 else None,
             "start_latency": summary_ms([r.head_latency for r in started]),
             **({"resources": resources} if concurrency > 1 else {})}
