@@ -11,6 +11,12 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
+# Published in this repository: anyone could mint tokens with it, admin ones included.
+DEVELOPMENT_JWT_SECRET = "dev-only-secret-change-me-0123456789"
+
+
+class UnsafeConfiguration(RuntimeError):
+    """A setting that must not reach production; the API and the worker refuse to start."""
 
 
 class Settings(BaseSettings):
@@ -24,7 +30,14 @@ class Settings(BaseSettings):
     temporal_task_queue: str = "copilot"
 
     # Auth: HS256 JWTs whose `sub` is the user id; `role == "admin"` marks operators.
-    jwt_secret: str = Field(default="dev-only-secret-change-me-0123456789", min_length=32)
+    jwt_secret: str = Field(default=DEVELOPMENT_JWT_SECRET, min_length=32)
+    # Tokens that would stay valid longer than this are refused, whoever signed them.
+    jwt_max_lifetime_seconds: int = Field(default=90 * 24 * 3600, ge=60)
+    # When set, a token must carry this `iss` / `aud`.
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    # "development" (what `make dev` sets) allows the published development secret; nothing else does.
+    app_env: Literal["production", "development"] = "production"
 
     # Model provider. With no key, the built-in offline model at `offline_model_url` is used.
     openrouter_api_key: str = ""
@@ -97,6 +110,12 @@ class Settings(BaseSettings):
     tier_cost_cents_business: int = Field(default=10_000, ge=0)
     # Checkout redirect URLs must start with this origin.
     frontend_origin: str = "http://127.0.0.1:3000"
+
+    def refuse_unsafe(self) -> None:
+        """Called by the API and the worker as they start."""
+        if self.app_env != "development" and self.jwt_secret == DEVELOPMENT_JWT_SECRET:
+            raise UnsafeConfiguration("JWT_SECRET is the published development value: set a secret of your own "
+                                      "(at least 32 characters), or APP_ENV=development on a machine of your own.")
 
     @property
     def secret_values(self) -> list[str]:

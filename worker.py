@@ -101,6 +101,7 @@ def build_worker(client: Client, settings: Settings, tools: ToolCatalog = DEFAUL
 async def main(tools: ToolCatalog = DEFAULT_TOOLS) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
+    settings.refuse_unsafe()
     client = await connect_temporal(settings)
     worker = build_worker(client, settings, tools)
     log.info("worker polling task queue %r", settings.temporal_task_queue)

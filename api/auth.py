@@ -33,11 +33,16 @@ def current_user(request: Request, settings: SettingsDep) -> AuthenticatedUser:
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("Send 'Authorization: Bearer <token>'.")
     try:
-        claims = jwt.decode(token.strip(), settings.jwt_secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]})
+        claims = jwt.decode(token.strip(), settings.jwt_secret, algorithms=[ALGORITHM],
+                            issuer=settings.jwt_issuer or None, audience=settings.jwt_audience or None,
+                            options={"require": ["sub", "exp"], "verify_aud": bool(settings.jwt_audience)})
     except jwt.ExpiredSignatureError:
         raise _unauthorized("The token has expired.")
     except jwt.InvalidTokenError:
         raise _unauthorized("The token is not valid.")
+    issued = claims.get("iat") if isinstance(claims.get("iat"), (int, float)) else time.time()
+    if claims["exp"] - issued > settings.jwt_max_lifetime_seconds:
+        raise _unauthorized("The token is valid for longer than this server accepts; ask for a shorter one.")
     user_id = claims.get("sub")
     if not isinstance(user_id, str) or not user_id or len(user_id) > 128:
         raise _unauthorized("The token names no user.")

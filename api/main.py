@@ -23,6 +23,7 @@ def create_app(settings: Optional[Settings] = None, tools: ToolCatalog = DEFAULT
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        settings.refuse_unsafe()
         app.state.settings = settings
         app.state.tool_names = tuple(tools)
         app.state.sessions = session_maker(settings.database_url)

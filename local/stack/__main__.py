@@ -53,6 +53,8 @@ def main() -> int:
     env: dict[str, str] = {}
     # Set in the environment or in `.env`: use that server instead of starting one.
     configured = {name.upper() for name in get_settings().model_fields_set} | set(os.environ)
+    # This machine is the developer's own: the published development secret is allowed here.
+    env["APP_ENV"] = os.environ.get("APP_ENV", "development")
     try:
         if "DATABASE_URL" not in configured:
             postgres = EmbeddedPostgres(DATA / "postgres", PG_PORT).start(LOGS / "postgres.log")

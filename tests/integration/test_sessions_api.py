@@ -55,3 +55,13 @@ async def test_turn_is_a_workflow_searchable_by_user_and_session(http, user, scr
 async def test_health_reports_every_dependency(http):
     body = (await http.get("/health")).json()
     assert body == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok", "temporal": "ok"}}
+
+
+async def test_a_token_valid_for_too_long_is_refused(http, settings):
+    from api.auth import issue_token
+
+    forever = issue_token(settings.jwt_secret, "long-lived-user", ttl_seconds=100 * 365 * 24 * 3600)
+    response = await http.get("/api/chat/sessions", headers={"Authorization": f"Bearer {forever}"})
+    assert response.status_code == 401 and "longer" in response.json()["error"]["message"]
+    fine = issue_token(settings.jwt_secret, "long-lived-user")
+    assert (await http.get("/api/chat/sessions", headers={"Authorization": f"Bearer {fine}"})).status_code == 200
