@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     thinking_model: str = "anthropic/claude-sonnet-4"
     reasoning_max_tokens: int = Field(default=8192, ge=0)
 
+    # Request bodies are refused past this before they are read (413); the Stripe webhook has
+    # a fixed, smaller limit (`api/body_limit.py`).
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+
     # Turn behaviour
     max_message_chars: int = Field(default=32_000, ge=1)
     max_rounds: int = Field(default=10, ge=1)

@@ -6,6 +6,7 @@ from typing import Optional
 
 from fastapi import FastAPI
 
+from api.body_limit import BodyLimit
 from api.errors import install_error_handlers
 from api.routers import admin, health, sessions, stripe_webhook, subscription, usage, workspace
 from database import session_maker
@@ -41,6 +42,7 @@ def create_app(settings: Optional[Settings] = None, tools: ToolCatalog = DEFAULT
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(sessions.router)
     app.include_router(usage.router)

@@ -14,7 +14,8 @@ from workflows.subscription_client import deliver_stripe_event
 router = APIRouter(prefix="/api/credits", tags=["subscription"])
 
 
-@router.post("/stripe_webhook", response_model=WebhookReceipt, responses={400: {"model": ErrorResponse}})
+@router.post("/stripe_webhook", response_model=WebhookReceipt,  # body limit: api/body_limit.py
+             responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}})
 async def stripe_webhook(request: Request, db: DbDep, temporal: TemporalDep, settings: SettingsDep) -> WebhookReceipt:
     """Stripe's events, verified by their signature; each event id is acted on once."""
     payload = await request.body()

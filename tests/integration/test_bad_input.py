@@ -86,3 +86,20 @@ async def test_a_huge_offset_is_a_422_not_a_500(http, user):
         response = await http.get(path, params={"offset": 10 ** 20}, headers=user.headers)
         assert response.status_code == 422, response.text
         assert "offset" in response.text
+
+
+async def test_a_body_past_the_limit_is_refused_before_it_is_read(http, user, settings):
+    huge = b'{"message": "' + b"x" * (settings.max_request_bytes + 10) + b'"}'
+    for headers in ({}, user.headers):  # before authentication too
+        response = await http.post("/api/chat/sessions", content=huge,
+                                   headers={**headers, "Content-Type": "application/json"})
+        assert response.status_code == 413, response.text
+        assert response.json()["error"]["code"] == "request_too_large"
+
+    async def chunks():  # no Content-Length: cut off while it streams in
+        for _ in range(settings.max_request_bytes // 65536 + 2):
+            yield b"x" * 65536
+    response = await http.post("/api/chat/sessions", content=chunks(), headers=user.headers)
+    assert response.status_code == 413, response.text
+    webhook = await http.post("/api/credits/stripe_webhook", content=b"x" * 300_000)
+    assert webhook.status_code == 413
