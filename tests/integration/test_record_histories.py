@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from local.model import chunks
-from tests.support.helpers import eventually, follow, marker, new_session, send
+from tests.support.helpers import eventually, follow, marker, new_session, queue, send
 from tests.support.scripted_model import Stream, text_reply, tool_call_reply
 from workflows.copilot_turn import turn_workflow_id
 from workflows.subscription import subscription_workflow_id
@@ -70,8 +70,7 @@ async def test_record_turn_histories(http, user, scripted, temporal_client):
     session_id = await new_session(http, user)
     opened = asyncio.create_task(send(http, user, session_id, f"two rounds {tag}"))
     await asyncio.sleep(0.7)
-    queued = await http.post(f"/api/chat/sessions/{session_id}/stream", json={"message": "also this"},
-                             headers=user.headers)
+    queued = await queue(http, user, session_id, "also this")
     assert queued.status_code == 202, queued.text
     await opened
     await wait_idle(temporal_client, session_id)
@@ -94,8 +93,7 @@ async def test_record_turn_histories(http, user, scripted, temporal_client):
     session_id = await new_session(http, user)
     task = asyncio.create_task(send(http, user, session_id, f"long {tag}"))
     await asyncio.sleep(0.4)
-    queued = await http.post(f"/api/chat/sessions/{session_id}/stream", json={"message": "after that"},
-                             headers=user.headers)
+    queued = await queue(http, user, session_id, "after that")
     assert queued.status_code == 202, queued.text
     await task
     await follow(http, user, session_id)

@@ -15,7 +15,7 @@ from api.main import create_app
 from local.model import chunks
 from local.stack.process import free_port
 from models.turn import RoundRequest, RoundResult, StopRequest, Usage
-from tests.support.helpers import follow, marker, new_session, send, session_rows
+from tests.support.helpers import follow, marker, new_session, queue, send, session_rows
 from tests.support.scripted_model import Stream, text_reply
 from tests.support.servers import serve, shutdown
 from tests.support.sse_client import assembled_text, assert_well_formed, iter_events, part_types, parts, read_events
@@ -35,10 +35,6 @@ async def start_turn(http, user, session_id: str, message: str, read: int = 3):
                            headers=user.headers) as response:
         assert response.status_code == 200
         return await read_events(response, limit=read)
-
-
-async def queue(http, user, session_id: str, message: str):
-    return await http.post(f"/api/chat/sessions/{session_id}/stream", json={"message": message}, headers=user.headers)
 
 
 async def stop(http, user, session_id: str):

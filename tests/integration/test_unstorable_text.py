@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from local.model import chunks
-from tests.support.helpers import marker, new_session, send, session_rows
+from tests.support.helpers import marker, new_session, queue, send, session_rows
 from tests.support.scripted_model import Stream, text_reply
 from tests.support.sse_client import assembled_text, assert_well_formed
 from workflows import turn_client
@@ -37,8 +37,7 @@ async def test_a_nul_follow_up_while_a_turn_runs_is_refused_and_stop_still_works
     session_id = await new_session(http, user)
     running = asyncio.create_task(send(http, user, session_id, f"long {tag}"))
     await asyncio.sleep(0.5)
-    queued = await http.post(f"/api/chat/sessions/{session_id}/stream", json={"message": "and\u0000more"},
-                             headers=user.headers)
+    queued = await queue(http, user, session_id, "and\u0000more")
     assert queued.status_code == 422, queued.text
     stopped = await http.post(f"/api/chat/sessions/{session_id}/stop", headers=user.headers)
     assert stopped.status_code == 200 and stopped.json() == {"stopped": True}

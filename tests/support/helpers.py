@@ -44,6 +44,11 @@ async def send(http: httpx.AsyncClient, user, session_id: str, message: str, lim
         return await read_events(response, limit)
 
 
+async def queue(http: httpx.AsyncClient, user, session_id: str, message: str) -> httpx.Response:
+    """Sends a message without reading a stream: the answer to a follow-up is `202` (or a refusal)."""
+    return await http.post(f"/api/chat/sessions/{session_id}/stream", json={"message": message}, headers=user.headers)
+
+
 async def follow(http: httpx.AsyncClient, user, session_id: str, last_event_id: str | None = None,
                  limit: int | None = None) -> list[Event]:
     headers = dict(user.headers)
