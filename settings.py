@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     fast_model: str = "anthropic/claude-sonnet-4"
     thinking_model: str = "anthropic/claude-sonnet-4"
     reasoning_max_tokens: int = Field(default=8192, ge=0)
+    # The most one model round may produce (reasoning included), sent with every request.
+    model_max_tokens: int = Field(default=32_768, ge=256)
 
     # Request bodies are refused past this before they are read (413); the Stripe webhook has
     # a fixed, smaller limit (`api/body_limit.py`).

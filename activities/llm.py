@@ -44,7 +44,7 @@ def build_request(settings: Settings, request: RoundRequest, history: list[Model
         if tools:
             tools[-1] = {**tools[-1], "cache_control": {"type": "ephemeral"}}
     body: dict[str, Any] = {
-        "model": model, "messages": messages, "stream": True,
+        "model": model, "messages": messages, "stream": True, "max_tokens": settings.model_max_tokens,
         "stream_options": {"include_usage": True}, "extra_body": extra_body,
     }
     if tools:

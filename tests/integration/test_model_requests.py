@@ -21,6 +21,7 @@ def test_anthropic_routes_get_reasoning_budget_and_cache_markers(settings):
     anthropic = settings.model_copy(update={"fast_model": "anthropic/claude-sonnet-4", "reasoning_max_tokens": 8192})
     body = build_request(anthropic, round_request(), HISTORY, DEFAULT_TOOLS)
     assert body["extra_body"] == {"usage": {"include": True}, "reasoning": {"max_tokens": 8192}}
+    assert body["max_tokens"] == anthropic.model_max_tokens > 8192  # every round is bounded, reasoning included
     assert body["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
     assert body["tools"][-1]["cache_control"] == {"type": "ephemeral"}
     assert "cache_control" not in body["messages"][1]
@@ -42,6 +43,7 @@ async def test_the_provider_really_receives_usage_accounting(http, user, scripte
     await send(http, user, session_id, f"hi {tag}")
     request = scripted.requests_for(tag)[0]
     assert request["usage"] == {"include": True} and request["stream"] is True
+    assert request["max_tokens"] == 32_768
     assert "reasoning" not in request  # the test model is not an Anthropic route
 
 
