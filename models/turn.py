@@ -103,6 +103,9 @@ class TurnInput(BaseModel):
     tool_timeout_seconds: float = 300.0
     tool_heartbeat_timeout_seconds: float = 30.0
     max_rounds: int = 10
+    # Tool calls one model round may run; the rest get a refusal. None (runs started before
+    # the limit existed): all of them.
+    max_tool_calls_per_round: Optional[int] = None
     max_buffer_length: int = 10
     max_message_chars: int = 32_000
     # Messages carried into this run by continue-as-new (auto-continue); they start the turn.

@@ -243,9 +243,11 @@ class CopilotTurnWorkflow:
                     break
                 self._open_calls, self._round_results = list(result.tool_calls), {}
                 self._tool_calls += result.tool_calls
+                cap = input.max_tool_calls_per_round or len(result.tool_calls)
                 tool_results = await self._unless_stopped(asyncio.gather(*(
-                    self._run_tool(stream_key, call) for call in result.tool_calls
+                    self._run_tool(stream_key, call) for call in result.tool_calls[:cap]
                 )))
+                tool_results += [await self._refuse_tool_call(stream_key, call, cap) for call in result.tool_calls[cap:]]
                 tool_rows = [NewMessageRow(key=keys.tool_row(r.tool_call_id), role="tool", content=r.model_content(),
                                            tool_call_id=r.tool_call_id) for r in tool_results]
                 await self._record(tool_rows)
@@ -314,6 +316,15 @@ class CopilotTurnWorkflow:
         self._round_results[call.id] = result
         if not result.published:
             await self._publish(stream_key, keys.tool_output_part(call.id), [result.stream_part()])
+        return result
+
+    async def _refuse_tool_call(self, stream_key: str, call: ToolCall, cap: int) -> ToolResult:
+        """A call past the round's limit: not run, answered so the model can plan fewer."""
+        result = ToolResult(tool_call_id=call.id, name=call.name, published=False,
+                            error=f"too_many_tool_calls: a round may run at most {cap} tool calls; this one was "
+                                  "not run. Call fewer at once.")
+        self._round_results[call.id] = result
+        await self._publish(stream_key, keys.tool_output_part(call.id), [result.stream_part()])
         return result
 
     async def _tool_activity(self, stream_key: str, call: ToolCall, allowed_tools: list[str],

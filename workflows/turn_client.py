@@ -80,6 +80,7 @@ def turn_input(settings: Settings, session_id: str, user_id: str, tool_names: It
         tool_timeout_seconds=settings.tool_timeout_seconds,
         tool_heartbeat_timeout_seconds=settings.tool_heartbeat_timeout_seconds,
         max_rounds=settings.max_rounds, max_buffer_length=settings.max_pending_messages,
+        max_tool_calls_per_round=settings.max_tool_calls_per_round,
         max_message_chars=settings.max_message_chars,
     )
 

@@ -205,3 +205,26 @@ async def test_a_large_output_gets_a_safe_name_and_is_stored_once_per_call(setti
     assert again.output["full_output"] == first.output["full_output"]
     rows = await db_rows(settings.database_url, "SELECT id, name FROM workspace_files WHERE user_id = :u", u=user_id)
     assert len(rows) == 1 and rows[0]["name"].startswith("bash_exec-output-")
+
+
+async def test_calls_past_the_round_limit_are_refused_and_the_turn_goes_on(http, user, scripted, stack, settings):
+    from local.model import chunks
+    from tests.support.helpers import marker, new_session, send, session_rows
+    from tests.support.scripted_model import Stream, text_reply
+    from tests.support.sse_client import assert_well_formed, parts
+
+    tag, count = marker(), settings.max_tool_calls_per_round + 2
+    calls = [piece for i in range(count) for piece in (
+        chunks.tool_call(i, "", call_id=f"call_many_{i}", name="get_current_time"),
+        chunks.tool_call(i, '{"timezone": "UTC"}'))]
+    scripted.script(tag, Stream([*calls, chunks.finish("tool_calls"), chunks.usage(1, 1, 0.0001)]),
+                    text_reply("Fewer next time."))
+    session_id = await new_session(http, user)
+    events = await send(http, user, session_id, f"many {tag}")
+    assert_well_formed(events)
+    refused = [p for p in parts(events) if p["type"] == "tool-output-error"]
+    ran = [p for p in parts(events) if p["type"] == "tool-output-available"]
+    assert len(ran) == settings.max_tool_calls_per_round and len(refused) == 2
+    assert all(p["errorText"].startswith("too_many_tool_calls") for p in refused)
+    rows = await session_rows(stack.database_url, session_id)
+    assert [r["role"] for r in rows].count("tool") == count and rows[-1]["content"] == "Fewer next time."
