@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=32_000, ge=1)
     max_rounds: int = Field(default=10, ge=1)
     max_tool_calls_per_round: int = Field(default=20, ge=1)
+    max_sub_session_depth: int = Field(default=3, ge=0)  # how deep sub-sessions of sub-sessions may nest
     max_pending_messages: int = Field(default=10, ge=1)
     message_rate_limit: int = Field(default=30, ge=0)  # per user per window; 0 = unlimited
     message_rate_window_seconds: int = Field(default=60, ge=1)

@@ -39,6 +39,10 @@ class SubSessionActivities:
             arguments = RunSubSessionInput.model_validate(json.loads(request.call.arguments or "{}"))
         except (json.JSONDecodeError, ValidationError) as problem:
             return PreparedSubSession(error=f"invalid_arguments: {str(problem)[:2000]}")
+        depth = request.parent_depth + 1
+        if depth > self.settings.max_sub_session_depth:  # refused before anything is created
+            return PreparedSubSession(error=f"too_deep: sub-sessions may nest {self.settings.max_sub_session_depth} "
+                                            "levels deep; do this part here instead.")
         prompt = arguments.prompt
         if arguments.system_context:
             prompt = f"Context from the parent session:\n{arguments.system_context}\n\nTask:\n{arguments.prompt}"
@@ -60,7 +64,7 @@ class SubSessionActivities:
         return PreparedSubSession(
             sub_session_id=sub.id, title=sub.title or "Sub-session",
             child_input=turn_client.turn_input(self.settings, sub.id, request.user_id, self.tools, tool_filter,
-                                               "sub_session"),
+                                               "sub_session", depth),
             message=IncomingMessage(message_id=message_id, content=prompt),
             wait_seconds=clamp_wait(arguments.wait_for_result, self.settings.tool_timeout_seconds),
         )
@@ -78,7 +82,7 @@ class SubSessionActivities:
             return await turn_client.submit_message(
                 self.temporal, self.settings,
                 turn_client.turn_input(self.settings, request.session_id, request.user_id, self.tools, tool_filter,
-                                       "sub_session"),
+                                       "sub_session", request.depth),
                 request.message, request.title)
         except turn_client.MessageRefused as refusal:
             if refusal.closing:

@@ -106,6 +106,8 @@ class TurnInput(BaseModel):
     # Tool calls one model round may run; the rest get a refusal. None (runs started before
     # the limit existed): all of them.
     max_tool_calls_per_round: Optional[int] = None
+    # 0 for a session's own turn, n for a sub-session n levels below it.
+    sub_session_depth: int = 0
     max_buffer_length: int = 10
     max_message_chars: int = 32_000
     # Messages carried into this run by continue-as-new (auto-continue); they start the turn.
@@ -258,6 +260,7 @@ class PrepareSubSessionRequest(BaseModel):
     turn_id: str
     call: ToolCall
     parent_allowed_tools: list[str]
+    parent_depth: int = 0
 
 
 class PreparedSubSession(BaseModel):
@@ -276,6 +279,7 @@ class QueueInSessionRequest(BaseModel):
     title: str
     # The parent turn's tools: the sub never gets wider ones (None: the sub's own filter).
     parent_allowed_tools: Optional[list[str]] = None
+    depth: int = 1  # the sub's depth below the root session
 
 
 class StopRequest(BaseModel):

@@ -349,7 +349,8 @@ class CopilotTurnWorkflow:
         prepared = await workflow.execute_activity(
             act.prepare_sub_session,
             PrepareSubSessionRequest(parent_session_id=self._input.session_id, user_id=self._input.user_id,
-                                     turn_id=self._turn_id, call=call, parent_allowed_tools=self._allowed_tools),
+                                     turn_id=self._turn_id, call=call, parent_allowed_tools=self._allowed_tools,
+                                     parent_depth=self._input.sub_session_depth),
             schedule_to_close_timeout=self._time_left(deadline), **QUICK,
         )
         if prepared.error:
@@ -371,7 +372,8 @@ class CopilotTurnWorkflow:
             submitted = await workflow.execute_activity(
                 act.queue_in_session,
                 QueueInSessionRequest(session_id=sub_id, user_id=self._input.user_id, message=prepared.message,
-                                      title=prepared.title, parent_allowed_tools=self._allowed_tools),
+                                      title=prepared.title, parent_allowed_tools=self._allowed_tools,
+                                      depth=self._input.sub_session_depth + 1),
                 schedule_to_close_timeout=self._time_left(deadline), **QUICK,
             )
             output = {"status": "queued" if submitted.queued else "running", "sub_autopilot_session_id": sub_id,

@@ -63,7 +63,7 @@ async def connect_temporal(settings: Settings) -> Client:
 
 
 def turn_input(settings: Settings, session_id: str, user_id: str, tool_names: Iterable[str],
-               tool_filter: Optional[ToolFilter] = None, kind: str = "turn") -> TurnInput:
+               tool_filter: Optional[ToolFilter] = None, kind: str = "turn", depth: int = 0) -> TurnInput:
     """A turn's input: its limits from the settings, and the tools it may use resolved here, from
     the catalogue the caller serves (`tool_names`), before the workflow starts."""
     tool_filter = tool_filter or ToolFilter()
@@ -80,7 +80,7 @@ def turn_input(settings: Settings, session_id: str, user_id: str, tool_names: It
         tool_timeout_seconds=settings.tool_timeout_seconds,
         tool_heartbeat_timeout_seconds=settings.tool_heartbeat_timeout_seconds,
         max_rounds=settings.max_rounds, max_buffer_length=settings.max_pending_messages,
-        max_tool_calls_per_round=settings.max_tool_calls_per_round,
+        max_tool_calls_per_round=settings.max_tool_calls_per_round, sub_session_depth=depth,
         max_message_chars=settings.max_message_chars,
     )
 

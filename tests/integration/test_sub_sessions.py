@@ -242,3 +242,22 @@ async def test_a_resumed_sub_that_is_busy_never_gets_wider_tools(http, user, scr
 
     sent = await eventually(sub_requests, bool)
     assert [t["function"]["name"] for t in sent[0]["tools"]] == ["get_current_time"]
+
+
+async def test_sub_sessions_nest_at_most_the_configured_depth(http, user, scripted, stack, settings):
+    depth = settings.max_sub_session_depth
+    tags = [marker() for _ in range(depth + 2)]
+    for level in range(depth + 1):  # each level delegates to the next; the one past the limit is refused
+        scripted.script(tags[level], calls("run_sub_session", {"prompt": f"level {level + 1} {tags[level + 1]}",
+                                                               "wait_for_result": 60}),
+                        text_reply(f"level {level} done"))
+    session_id = await new_session(http, user)
+    events = await send(http, user, session_id, f"root {tags[0]}")
+    assert tool_output(events)["status"] == "completed"
+    subs = await db_rows(stack.database_url, "SELECT id FROM chat_sessions WHERE user_id = :u AND "
+                                             "parent_session_id IS NOT NULL", u=user.id)
+    assert len(subs) == depth
+    refused = await db_rows(stack.database_url, "SELECT content FROM chat_messages WHERE role = 'tool' AND "
+                                                "content LIKE '%too_deep%' AND session_id = ANY(:ids)",
+                            ids=[s["id"] for s in subs])
+    assert len(refused) == 1
