@@ -1,5 +1,6 @@
 """Request and response bodies of the REST API."""
 
+import json
 from datetime import datetime
 from typing import Any, Literal, Optional
 
@@ -21,6 +22,18 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+METADATA_MAX_BYTES = 16 * 1024
+METADATA_MAX_DEPTH = 5
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
 class CreateSessionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -32,6 +45,17 @@ class CreateSessionRequest(BaseModel):
     @classmethod
     def _storable(cls, value: Any, info) -> Any:
         return refuse_unstorable(value, info.field_name)
+
+    @field_validator("metadata")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "tool_filter" in value:
+            raise ValueError("metadata.tool_filter is set through the tool_filter field")
+        if len(json.dumps(value, default=str)) > METADATA_MAX_BYTES:
+            raise ValueError(f"metadata is larger than {METADATA_MAX_BYTES} bytes of JSON")
+        if _depth(value) > METADATA_MAX_DEPTH:
+            raise ValueError(f"metadata nests deeper than {METADATA_MAX_DEPTH} levels")
+        return value
 
 
 class SessionSummary(BaseModel):

@@ -103,3 +103,15 @@ async def test_a_body_past_the_limit_is_refused_before_it_is_read(http, user, se
     assert response.status_code == 413, response.text
     webhook = await http.post("/api/credits/stripe_webhook", content=b"x" * 300_000)
     assert webhook.status_code == 413
+
+
+@pytest.mark.parametrize("metadata, words", [
+    ({"blob": "x" * 20_000}, "larger than"),
+    ({"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}, "deeper than"),
+    ({"tool_filter": {"allow": 5}}, "tool_filter"),
+])
+async def test_metadata_is_bounded_and_keeps_to_itself(http, user, stack, metadata, words):
+    before = await count_messages(stack.database_url)
+    response = await http.post("/api/chat/sessions", json={"metadata": metadata}, headers=user.headers)
+    assert response.status_code == 422 and words in response.text, response.text
+    assert await count_messages(stack.database_url) == before
