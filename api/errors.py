@@ -3,6 +3,8 @@
 import logging
 from typing import Any, Optional
 
+import asyncpg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -64,6 +66,16 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error("Temporal call failed: %s (%s)", exc.status.name if exc.status else "unknown", type(exc).__name__)
         return JSONResponse(_body("temporal_unavailable", "The workflow service did not answer; try again shortly."),
                             status_code=503, headers={"Retry-After": "2"})
+
+    async def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("PostgreSQL did not answer (%s)", type(exc).__name__)  # never the statement's values
+        return JSONResponse(_body("database_unavailable", "The database did not answer; try again shortly."),
+                            status_code=503, headers={"Retry-After": "2"})
+
+    # asyncpg raises the socket's own error when it cannot connect; SQLAlchemy wraps the rest.
+    for unavailable in (ConnectionError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                        sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError):
+        app.add_exception_handler(unavailable, database_unavailable)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -26,3 +26,20 @@ async def test_temporal_down_is_a_503_and_a_bug_is_a_json_500(settings):
         broken = await client.get("/_probe/bug")
         assert broken.status_code == 500 and broken.json()["error"]["code"] == "internal_error"
         assert "secret-internal-detail" not in broken.text
+
+
+async def test_postgres_down_is_a_503_with_retry_after(settings, user):
+    from local.stack.process import free_port
+    from tests.support.servers import serve, shutdown
+
+    unreachable = settings.model_copy(update={
+        "database_url": f"postgresql+asyncpg://copilot@127.0.0.1:{free_port()}/copilot"})
+    port = free_port()
+    server, task = await serve(create_app(unreachable), port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            response = await client.get("/api/chat/sessions", headers=user.headers)
+    finally:
+        await shutdown(server, task)
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "database_unavailable" and response.headers["retry-after"]
