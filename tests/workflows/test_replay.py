@@ -23,7 +23,7 @@ EXPECTED = {
     # Recorded on the deploy before the allowed tools travelled in the turn's input and before the
     # workflow called activities through their interfaces: such runs in flight still replay.
     "previous_deploy_turn_tool_round", "previous_deploy_turn_sub_session_parent",
-    "previous_deploy_turn_sub_session_child",
+    "previous_deploy_turn_sub_session_child", "previous_deploy_subscription_checkout_then_cancel",
 }
 
 
