@@ -64,6 +64,7 @@ class StopActivities:
             await publisher.publish_once(keys.tool_output_part(result.tool_call_id), [result.stream_part()])
         for call in request.open_tool_calls:
             await publisher.publish_once(keys.tool_output_part(call.id), [ui_stream.tool_output_error(call.id, STOP_MARKER)])
+        await publisher.close_to_model_parts()
         await publisher.close_open_parts()
         await publisher.publish_once(keys.FINISH_PART, [ui_stream.finish_step(), ui_stream.abort(), ui_stream.finish()],
                                      end_stream=True, continues=request.continues)

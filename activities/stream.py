@@ -19,6 +19,7 @@ class StreamActivities:
         publisher = StreamPublisher(self.redis, request.stream_key, self.retention_seconds)
         if request.end_stream:
             # Whatever a crashed attempt left open is closed before the stream ends.
+            await publisher.close_to_model_parts()
             await publisher.close_open_parts()
         await publisher.publish_once(request.dedup_key, request.parts, end_stream=request.end_stream,
                                      continues=request.continues)

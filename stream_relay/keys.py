@@ -8,3 +8,8 @@ def latest_turn_key(session_id: str) -> str:
 
 def publish_dedup_key(stream_key: str, dedup_key: str) -> str:
     return f"{stream_key}:published:{dedup_key}"
+
+
+def closed_key(stream_key: str) -> str:
+    """Present once the turn's stream is closed to model-round parts."""
+    return f"{stream_key}:closed"

@@ -7,7 +7,7 @@ from typing import Any, Iterable
 from redis.asyncio import Redis
 
 from models import ui_stream
-from stream_relay.keys import publish_dedup_key
+from stream_relay.keys import closed_key, publish_dedup_key
 
 PART_FIELD = "part"
 END_FIELD = "end"
@@ -30,6 +30,23 @@ if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
 end
 return 0
 """
+
+# A model round's parts, unless the stream was closed to them (Stop ended the turn while the
+# cancelled round had not noticed yet): late deltas must not follow the parts that closed it.
+_APPEND_UNLESS_CLOSED = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+for i = 2, #ARGV do
+  redis.call('XADD', KEYS[1], '*', 'part', ARGV[i])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+class StreamClosed(RuntimeError):
+    """The turn's stream was closed to model-round parts."""
 
 
 class StreamPublisher:
@@ -55,6 +72,11 @@ class StreamPublisher:
             self.retention_seconds, *encoded,
         )
         return bool(written)
+
+    async def close_to_model_parts(self) -> None:
+        """From now on no model round writes to this stream; call before closing what is open,
+        so a round still running cannot add to a part after its end."""
+        await self.redis.set(closed_key(self.stream_key), "1", ex=self.retention_seconds)
 
     async def open_parts(self) -> list[dict[str, Any]]:
         """Parts started but never ended so far (an attempt that died mid-stream leaves these)."""
@@ -127,27 +149,23 @@ class StreamWriter:
     async def _write_batch(self, batch: list[tuple[str, list[str], asyncio.Future]]) -> None:
         error: BaseException | None = None
         async with self.redis.pipeline(transaction=False) as pipe:
-            # The XADDs first, in order, so result i belongs to the i-th part; then one EXPIRE
-            # per stream (a dict keeps the keys in order, once each).
+            # One script per queued write, in order, so result i belongs to the i-th write.
             for stream_key, encoded, _ in batch:
-                for part in encoded:
-                    pipe.execute_command("XADD", stream_key, "*", PART_FIELD, part)
-            for stream_key in dict.fromkeys(key for key, _, _ in batch):
-                pipe.execute_command("EXPIRE", stream_key, self.retention_seconds)
+                pipe.execute_command("EVAL", _APPEND_UNLESS_CLOSED, 2, stream_key, closed_key(stream_key),
+                                     self.retention_seconds, *encoded)
             try:
                 # A failed command fails only the turn whose parts it carried.
                 results = await pipe.execute(raise_on_error=False)
             except Exception as failure:  # the connection itself: every turn in the batch
                 results, error = [], failure
-        index = 0
-        for _stream_key, encoded, done in batch:
-            failed = error or next((r for r in results[index:index + len(encoded)]
-                                    if isinstance(r, Exception)), None)
-            index += len(encoded)
+        for index, (_stream_key, _encoded, done) in enumerate(batch):
             if done.done():
                 continue
-            if failed is not None:
-                done.set_exception(failed)
+            result = error or results[index]
+            if isinstance(result, BaseException):
+                done.set_exception(result)
+            elif not result:
+                done.set_exception(StreamClosed("the turn's stream was closed to model parts"))
             else:
                 done.set_result(None)
 

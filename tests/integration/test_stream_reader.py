@@ -1,9 +1,13 @@
-"""The Redis stream reader on a real Redis: keep-alives while quiet, an idle cut-off, resume."""
+"""The Redis stream reader and writers on a real Redis: keep-alives while quiet, an idle cut-off, resume,
+no late parts after Stop."""
 
+import json
 import uuid
 
+import pytest
+
 from stream_relay.connection import redis_client
-from stream_relay.publisher import StreamPublisher
+from stream_relay.publisher import RoundParts, StreamClosed, StreamPublisher, StreamWriter
 from stream_relay.reader import read_stream_batches, valid_entry_id
 
 
@@ -32,4 +36,30 @@ async def test_reader_resumes_after_an_entry_and_stops_at_the_end_marker(stack):
     resumed = await read_all(redis, key, after=everything[0].entry_id)
     assert resumed == everything[1:]
     assert valid_entry_id(everything[0].entry_id) and not valid_entry_id("0-x") and not valid_entry_id("abc")
+    await redis.aclose()
+
+
+async def test_a_stream_closed_to_model_parts_takes_no_late_delta(stack):
+    """Stop closes a turn's stream while its cancelled round may still be streaming: whatever the
+    round writes after that is refused, so no delta follows the end of its part."""
+    redis = redis_client(stack.redis_url)
+    key = f"test:{uuid.uuid4()}"
+    writer, publisher = StreamWriter(redis, 60), StreamPublisher(redis, key, 60)
+    round_parts = RoundParts(writer, key)
+    round_parts.add([{"type": "text-start", "id": "t"}, {"type": "text-delta", "id": "t", "delta": "a"}])
+    await round_parts.flush()
+
+    await publisher.close_to_model_parts()
+    assert await publisher.close_open_parts() == 1
+    round_parts.add([{"type": "text-delta", "id": "t", "delta": "late"}])
+    with pytest.raises(StreamClosed):
+        await round_parts.flush()
+    with pytest.raises(StreamClosed):  # the round fails at its next write, it does not stream on
+        round_parts.add([{"type": "text-delta", "id": "t", "delta": "later"}])
+
+    other = RoundParts(writer, f"test:{uuid.uuid4()}")  # another turn sharing the writer is unaffected
+    other.add([{"type": "text-start", "id": "u"}])
+    await other.flush()
+    stored = [json.loads(fields["part"])["type"] for _id, fields in await redis.xrange(key)]
+    assert stored == ["text-start", "text-delta", "text-end"]
     await redis.aclose()
