@@ -19,9 +19,16 @@ class AuthenticatedUser:
     is_admin: bool
 
 
-def issue_token(secret: str, user_id: str, role: str = "user", ttl_seconds: int = 30 * 24 * 3600) -> str:
+def issue_token(secret: str, user_id: str, role: str = "user", ttl_seconds: int = 30 * 24 * 3600,
+                issuer: str = "", audience: str = "") -> str:
+    """A token `current_user` accepts: pass the server's JWT_ISSUER / JWT_AUDIENCE when they are set."""
     now = int(time.time())
-    return jwt.encode({"sub": user_id, "role": role, "iat": now, "exp": now + ttl_seconds}, secret, algorithm=ALGORITHM)
+    claims: dict[str, object] = {"sub": user_id, "role": role, "iat": now, "exp": now + ttl_seconds}
+    if issuer:
+        claims["iss"] = issuer
+    if audience:
+        claims["aud"] = audience
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 def _unauthorized(message: str) -> ApiError:

@@ -106,7 +106,7 @@ def main() -> int:
         started.append(api)
         wait_until(lambda: port_open(API_PORT), "api", 60, api.process)
 
-        token = issue_token(settings.jwt_secret, DEV_USER)
+        token = issue_token(settings.jwt_secret, DEV_USER, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
         model_line = "offline (built in)" if settings.uses_offline_model else settings.model_endpoint[0]
         stripe_line = f"offline sandbox at {settings.stripe_api_base}" if offline_stripe else "Stripe"
         print(f"""

@@ -81,6 +81,44 @@ async def test_expired_token_is_401(http, settings):
     assert "expired" in response.json()["error"]["message"]
 
 
+async def test_issuer_and_audience_are_checked_when_set(http, settings):
+    import httpx
+    import jwt
+
+    from api.auth import ALGORITHM, issue_token
+    from api.main import create_app
+    from local.stack.process import free_port
+    from tests.support.extra_tools import TEST_TOOLS
+    from tests.support.servers import serve, shutdown
+
+    strict = settings.model_copy(update={"jwt_issuer": "https://auth.example", "jwt_audience": "copilot-api"})
+    port = free_port()
+    server, task = await serve(create_app(strict, TEST_TOOLS), port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            async def answer(**claims) -> httpx.Response:
+                token = issue_token(settings.jwt_secret, "issued-user", **claims)
+                return await client.get("/api/chat/sessions", headers={"Authorization": f"Bearer {token}"})
+
+            for claims in ({}, {"issuer": "https://auth.example"}, {"audience": "copilot-api"},
+                           {"issuer": "https://elsewhere.example", "audience": "copilot-api"},
+                           {"issuer": "https://auth.example", "audience": "another-api"}):
+                assert_error(await answer(**claims), 401, "unauthorized")
+            assert (await answer(issuer="https://auth.example", audience="copilot-api")).status_code == 200
+            # The test users are issued for the settings they are made for.
+            user = make_user(strict)
+            assert (await client.get("/api/chat/sessions", headers=user.headers)).status_code == 200
+            claims = jwt.decode(user.token, settings.jwt_secret, algorithms=[ALGORITHM], audience="copilot-api")
+            assert claims["iss"] == "https://auth.example" and claims["aud"] == "copilot-api"
+    finally:
+        await shutdown(server, task)
+    # Unset, neither is asked for, and one that a token carries anyway is not held against it.
+    plain = jwt.decode(issue_token(settings.jwt_secret, "u"), settings.jwt_secret, algorithms=[ALGORITHM])
+    assert "iss" not in plain and "aud" not in plain
+    carried = issue_token(settings.jwt_secret, "u", issuer="https://auth.example", audience="copilot-api")
+    assert (await http.get("/api/chat/sessions", headers={"Authorization": f"Bearer {carried}"})).status_code == 200
+
+
 async def test_a_huge_offset_is_a_422_not_a_500(http, user):
     for path in ("/api/chat/sessions", "/api/workspace/files"):
         response = await http.get(path, params={"offset": 10 ** 20}, headers=user.headers)

@@ -19,4 +19,5 @@ class User:
 
 def make_user(settings: Settings) -> User:
     user_id = f"user-{uuid.uuid4().hex[:10]}"
-    return User(user_id, issue_token(settings.jwt_secret, user_id))
+    return User(user_id, issue_token(settings.jwt_secret, user_id, issuer=settings.jwt_issuer,
+                                     audience=settings.jwt_audience))
