@@ -59,12 +59,20 @@ class Settings(BaseSettings):
     max_rounds: int = Field(default=10, ge=1)
     max_tool_calls_per_round: int = Field(default=20, ge=1)
     max_sub_session_depth: int = Field(default=3, ge=0)  # how deep sub-sessions of sub-sessions may nest
+    max_sub_sessions_per_turn: int = Field(default=10, ge=0)  # sub-sessions one turn may start
+    # Turns of one user running at once (sub-sessions count); a send past it is a 429.
+    max_running_turns_per_user: int = Field(default=10, ge=1)
     max_pending_messages: int = Field(default=10, ge=1)
+    # How long a send's Idempotency-Key answers with the first send's outcome.
+    idempotency_window_seconds: int = Field(default=24 * 3600, ge=60)
     message_rate_limit: int = Field(default=30, ge=0)  # per user per window; 0 = unlimited
     message_rate_window_seconds: int = Field(default=60, ge=1)
 
     # Stream relay
     stream_retention_seconds: int = Field(default=3600, ge=60)
+    # Parts one turn's Redis stream may hold; a model round that would write more ends the turn
+    # with an error (a stream is never trimmed: a reader joining late must see it whole).
+    stream_max_parts: int = Field(default=100_000, ge=1_000)
     stream_keepalive_seconds: float = Field(default=15.0, gt=0)
     stream_idle_timeout_seconds: float = Field(default=600.0, gt=0)
 
@@ -87,6 +95,7 @@ class Settings(BaseSettings):
     tier_multiplier_business: int = Field(default=20, ge=1)
     tier_multiplier_enterprise: int = Field(default=60, ge=1)
     rate_limit_reset_cost: int = Field(default=500, ge=0)  # credits to reset the daily window; 0 = off
+    max_daily_resets: int = Field(default=5, ge=0)  # paid daily resets per user per UTC day; 0 = no cap
 
     # Tools
     tool_output_max_chars: int = Field(default=70_000, ge=1000)

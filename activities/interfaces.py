@@ -6,6 +6,8 @@ cannot reach an implementation by accident. `worker.py` registers the implementa
 the same names; a unit test checks that every stub has one with the same signature.
 """
 
+from typing import Optional
+
 from temporalio import activity
 
 from models.subscription import (
@@ -32,6 +34,8 @@ from models.turn import (
     RecordUsageRequest,
     RoundRequest,
     RoundResult,
+    SpendCheck,
+    SpendCheckRequest,
     StopRequest,
     SubmitResult,
     ToolRequest,
@@ -76,8 +80,15 @@ async def record_messages(request: RecordMessagesRequest) -> None:
 
 
 @activity.defn
-async def record_usage(request: RecordUsageRequest) -> None:
-    """A round's cost: its row and the user's spend windows."""
+async def record_usage(request: RecordUsageRequest) -> Optional[SpendCheck]:
+    """A round's cost: its row and the user's spend windows; then whether the user may spend
+    more. (None in histories recorded before it answered.)"""
+    _stub()
+
+
+@activity.defn
+async def check_spend(request: SpendCheckRequest) -> SpendCheck:
+    """Whether the user may spend more now."""
     _stub()
 
 

@@ -15,7 +15,7 @@ from conversation.context import ContextCache
 from models import keys, ui_stream
 from models.turn import ModelMessage, RoundRequest, RoundResult, Usage
 from settings import Settings
-from stream_relay.publisher import RoundParts, StreamPublisher, StreamWriter
+from stream_relay.publisher import RoundParts, StreamClosed, StreamFull, StreamPublisher, StreamWriter
 from stream_relay.round_assembler import RoundAssembler, reasoning_text, usage_from_chunk
 from tools.registry import ToolCatalog, tool_schemas
 
@@ -72,7 +72,7 @@ class ModelActivities:
         self.redis = redis
         self.context = context
         # One writer for every round this worker streams, so concurrent turns share round trips.
-        self.writer = StreamWriter(redis, settings.stream_retention_seconds)
+        self.writer = StreamWriter(redis, settings.stream_retention_seconds, settings.stream_max_parts)
         base_url, api_key = settings.model_endpoint
         # Retries belong to Temporal (with backoff, visible in the UI), not to the HTTP client.
         self.client = AsyncOpenAI(
@@ -124,8 +124,16 @@ class ModelActivities:
                                        type="ModelProviderError")
         except BaseException as failure:
             # A failed round, Stop or the worker shutting down: leave the stream well-formed.
-            batcher.add(assembler.close_open())
-            await batcher.flush()
+            try:
+                batcher.add(assembler.close_open())
+                await batcher.flush()
+            except (StreamClosed, StreamFull):
+                pass  # whoever closed the stream, or the turn's end, closes what is open
+            if isinstance(failure, StreamFull):
+                log.warning("model round stopped, its stream is full: session=%s round=%s", request.session_id,
+                            request.round_index)
+                raise ApplicationError(f"This answer grew past {self.settings.stream_max_parts} stream parts and "
+                                       "was cut off.", type="StreamFull", non_retryable=True) from failure
             if isinstance(failure, openai.OpenAIError):
                 log.warning("model round failed: session=%s round=%s attempt=%s error=%s",
                             request.session_id, request.round_index, attempt, type(failure).__name__)

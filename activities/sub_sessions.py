@@ -43,6 +43,12 @@ class SubSessionActivities:
         if depth > self.settings.max_sub_session_depth:  # refused before anything is created
             return PreparedSubSession(error=f"too_deep: sub-sessions may nest {self.settings.max_sub_session_depth} "
                                             "levels deep; do this part here instead.")
+        running = await turn_client.running_turns(self.temporal, request.user_id,
+                                                  excluding_session=arguments.sub_autopilot_session_id)
+        if running >= self.settings.max_running_turns_per_user:  # this turn counts among them
+            return PreparedSubSession(error=f"too_many_running_turns: {running} of the user's turns are running (at "
+                                            f"most {self.settings.max_running_turns_per_user} at once); do this part "
+                                            "here, or wait for a sub-session to finish.")
         prompt = arguments.prompt
         if arguments.system_context:
             prompt = f"Context from the parent session:\n{arguments.system_context}\n\nTask:\n{arguments.prompt}"

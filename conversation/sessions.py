@@ -7,7 +7,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.db import ChatMessage, ChatSession, User, utcnow
+from models.db import ChatMessage, ChatSession, User, WorkspaceFile, utcnow
 from models.text import storable, storable_json
 from models.tool_filter import ToolFilter
 
@@ -89,8 +89,21 @@ async def set_title_if_missing(db: AsyncSession, session: ChatSession, first_mes
 
 
 async def delete_session(db: AsyncSession, session: ChatSession) -> None:
+    """The session, its messages and the records of its workspace files (the files themselves
+    are the storage's to remove)."""
+    await db.execute(delete(WorkspaceFile).where(WorkspaceFile.session_id == session.id,
+                                                 WorkspaceFile.user_id == session.user_id))
     await db.execute(delete(ChatSession).where(ChatSession.id == session.id))
     await db.commit()
+
+
+async def sub_session_ids(db: AsyncSession, session: ChatSession) -> list[str]:
+    """Every sub-session below this one, however deep (sub-sessions of sub-sessions)."""
+    tree = select(ChatSession.id).where(ChatSession.parent_session_id == session.id,
+                                        ChatSession.user_id == session.user_id).cte("tree", recursive=True)
+    tree = tree.union(select(ChatSession.id).where(ChatSession.parent_session_id == tree.c.id,
+                                                   ChatSession.user_id == session.user_id))
+    return list((await db.execute(select(tree.c.id))).scalars())
 
 
 async def last_turn_messages(db: AsyncSession, session_id: str) -> Sequence[ChatMessage]:

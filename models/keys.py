@@ -30,6 +30,7 @@ def tool_row(tool_call_id: str) -> str:
 
 
 ROUND_CAP_ROW = "round-cap"
+SPEND_LIMIT_ROW = "spend-limit"
 TURN_ERROR_ROW = "turn-error"
 STOP_ROW = "stop"
 

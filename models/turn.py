@@ -110,6 +110,9 @@ class TurnInput(BaseModel):
     sub_session_depth: int = 0
     max_buffer_length: int = 10
     max_message_chars: int = 32_000
+    # Sub-sessions one turn may start; the rest are refused. None (runs started before the
+    # limit existed): no limit.
+    max_sub_sessions_per_turn: Optional[int] = None
     # Messages carried into this run by continue-as-new (auto-continue); they start the turn.
     carried_messages: list[IncomingMessage] = Field(default_factory=list)
 
@@ -236,6 +239,16 @@ class RecordUsageRequest(BaseModel):
     round_index: int
     model: str
     usage: Usage
+
+
+class SpendCheckRequest(BaseModel):
+    user_id: str
+
+
+class SpendCheck(BaseModel):
+    """Whether the user may spend more now: set when a window is used up."""
+    exhausted_window: Optional[Literal["daily", "weekly"]] = None
+    resets_at: Optional[datetime] = None
 
 
 class OpenStreamRequest(BaseModel):

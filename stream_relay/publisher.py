@@ -33,11 +33,15 @@ return 0
 
 # A model round's parts, unless the stream was closed to them (Stop ended the turn while the
 # cancelled round had not noticed yet): late deltas must not follow the parts that closed it.
+# Nor past the stream's maximum length: the round ends rather than the stream being trimmed.
 _APPEND_UNLESS_CLOSED = """
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return 0
 end
-for i = 2, #ARGV do
+if redis.call('XLEN', KEYS[1]) + #ARGV - 2 > tonumber(ARGV[2]) then
+  return -1
+end
+for i = 3, #ARGV do
   redis.call('XADD', KEYS[1], '*', 'part', ARGV[i])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
@@ -47,6 +51,10 @@ return 1
 
 class StreamClosed(RuntimeError):
     """The turn's stream was closed to model-round parts."""
+
+
+class StreamFull(RuntimeError):
+    """The turn's stream holds as many parts as it may."""
 
 
 class StreamPublisher:
@@ -113,9 +121,10 @@ class StreamWriter:
     event ids and resume are unchanged; parts of one turn are written in the order added.
     """
 
-    def __init__(self, redis: Redis, retention_seconds: int):
+    def __init__(self, redis: Redis, retention_seconds: int, max_parts: int = 100_000):
         self.redis = redis
         self.retention_seconds = retention_seconds
+        self.max_parts = max_parts
         self._pending: list[tuple[str, list[str], asyncio.Future]] = []
         self._task: asyncio.Task | None = None
 
@@ -152,7 +161,7 @@ class StreamWriter:
             # One script per queued write, in order, so result i belongs to the i-th write.
             for stream_key, encoded, _ in batch:
                 pipe.execute_command("EVAL", _APPEND_UNLESS_CLOSED, 2, stream_key, closed_key(stream_key),
-                                     self.retention_seconds, *encoded)
+                                     self.retention_seconds, self.max_parts, *encoded)
             try:
                 # A failed command fails only the turn whose parts it carried.
                 results = await pipe.execute(raise_on_error=False)
@@ -164,8 +173,10 @@ class StreamWriter:
             result = error or results[index]
             if isinstance(result, BaseException):
                 done.set_exception(result)
-            elif not result:
+            elif result == 0:
                 done.set_exception(StreamClosed("the turn's stream was closed to model parts"))
+            elif result < 0:
+                done.set_exception(StreamFull(f"the turn's stream reached {self.max_parts} parts"))
             else:
                 done.set_result(None)
 

@@ -40,6 +40,8 @@ with workflow.unsafe.imports_passed_through():
         RecordUsageRequest,
         RoundRequest,
         RoundResult,
+        SpendCheck,
+        SpendCheckRequest,
         StopRequest,
         SubmitResult,
         ToolCall,
@@ -55,6 +57,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes
 
 EMPTY_ANSWER_TEXT = "I've finished working on this; the tool results are above."
+# Markers of workflow changes that issue new commands: old histories replay without them.
+SPEND_CHECK_PATCH = "spend-checked-before-first-round"
+STOP_SUB_SESSIONS_PATCH = "stop-reaches-sub-sessions"
 ROUND_CAP_TEXT = "I stopped here because this turn reached its step limit. Send a message to continue."
 T = TypeVar("T")
 # The tools every turn could use before the allowed names travelled in its input: what a turn
@@ -131,6 +136,9 @@ class CopilotTurnWorkflow:
         self._open_calls: list[ToolCall] = []
         self._round_results: dict[str, ToolResult] = {}
         self._tool_calls: list[ToolCall] = []
+        # Every sub-session this turn handed work to (started, or queued into): Stop reaches them.
+        self._sub_sessions: list[str] = []
+        self._sub_session_calls = 0
         self._allowed_tools = (list(input.allowed_tools) if input.allowed_tools is not None
                                else input.tool_filter.allowed(TOOLS_BEFORE_ALLOWED_TOOLS_INPUT))
 
@@ -178,6 +186,13 @@ class CopilotTurnWorkflow:
         await workflow.wait_condition(lambda: self._closed)
         return self._status == "stopped"
 
+    @workflow.signal
+    def stop_without_waiting(self) -> None:
+        """Stop, from a caller that does not wait for the turn to close: a parent turn that was
+        stopped, a session being deleted."""
+        if self._status == "running":
+            self._stop_requested = True
+
     @workflow.run
     async def run(self, input: TurnInput) -> TurnResult:
         stream_key = keys.turn_stream_key(input.session_id, self._turn_id)
@@ -223,8 +238,15 @@ class CopilotTurnWorkflow:
             ),
         )
         usage, final_text, closing_text, error = Usage(), "", None, None
+        # A fresh turn's first round was checked by the API; a sub-session's or an auto-continued
+        # turn's was not.
+        spend = await self._check_spend() if input.carried_messages and workflow.patched(SPEND_CHECK_PATCH) else None
         try:
             for round_index in range(input.max_rounds):
+                if spend is not None and spend.exhausted_window:
+                    final_text = closing_text = spend_limit_text(spend)
+                    await self._record([NewMessageRow(key=keys.SPEND_LIMIT_ROW, role="assistant", content=final_text)])
+                    break
                 self._round = round_index + 1
                 try:
                     result = await self._unless_stopped(self._model_round(stream_key, round_index))
@@ -236,8 +258,8 @@ class CopilotTurnWorkflow:
                     # Tools ran, then the model only thought: close with words, never with silence.
                     result = result.model_copy(update={"text": EMPTY_ANSWER_TEXT})
                     closing_text = EMPTY_ANSWER_TEXT
-                await asyncio.gather(self._record(round_messages(round_index, result)),
-                                     self._record_usage(round_index, result))
+                _, spend = await asyncio.gather(self._record(round_messages(round_index, result)),
+                                                self._record_usage(round_index, result))
                 if not result.tool_calls:
                     final_text = result.text
                     break
@@ -259,6 +281,8 @@ class CopilotTurnWorkflow:
                 await self._record([NewMessageRow(key=keys.ROUND_CAP_ROW, role="assistant", content=ROUND_CAP_TEXT)])
         except TurnStopped:
             self._set_status("stopped")
+            if self._sub_sessions and workflow.patched(STOP_SUB_SESSIONS_PATCH):
+                await self._stop_sub_sessions()
             await self._record_stop(stream_key)
             return await self._end(input, TurnResult(
                 turn_id=self._turn_id, status="stopped", text="", rounds=self._round, usage=usage))
@@ -343,9 +367,23 @@ class CopilotTurnWorkflow:
     def _time_left(deadline: datetime) -> timedelta:
         return max(deadline - workflow.now(), timedelta(seconds=1))
 
+    async def _stop_sub_sessions(self) -> None:
+        """Asks every sub-session this turn handed work to to stop (each stops its own in turn);
+        one that has finished, or was deleted, has nothing to stop."""
+        signals = [workflow.get_external_workflow_handle(turn_workflow_id(sub_id)).signal(
+            CopilotTurnWorkflow.stop_without_waiting) for sub_id in dict.fromkeys(self._sub_sessions)]
+        await asyncio.gather(*signals, return_exceptions=True)  # a FailureError each for those idle
+
     async def _run_sub_session(self, stream_key: str, call: ToolCall, deadline: datetime) -> ToolResult:
         """Starts the sub's turn as a child workflow that outlives this turn, then waits for it
         like `get_sub_session_result` does (the same tool, on the sub's id)."""
+        cap = self._input.max_sub_sessions_per_turn
+        if cap is not None:
+            if self._sub_session_calls >= cap:
+                return ToolResult(tool_call_id=call.id, name=call.name, published=False,
+                                  error=f"too_many_sub_sessions: a turn may start at most {cap} sub-sessions; "
+                                        "do the rest of the work here.")
+            self._sub_session_calls += 1
         prepared = await workflow.execute_activity(
             act.prepare_sub_session,
             PrepareSubSessionRequest(parent_session_id=self._input.session_id, user_id=self._input.user_id,
@@ -356,6 +394,7 @@ class CopilotTurnWorkflow:
         if prepared.error:
             return ToolResult(tool_call_id=call.id, name=call.name, error=prepared.error, published=False)
         sub_id = prepared.sub_session_id
+        self._sub_sessions.append(sub_id)
         child_input = prepared.child_input.model_copy(update={"carried_messages": [prepared.message]})
         try:
             await workflow.start_child_workflow(
@@ -438,8 +477,12 @@ class CopilotTurnWorkflow:
             RecordMessagesRequest(session_id=self._input.session_id, turn_id=self._turn_id, rows=rows), **LOCAL,
         )
 
-    async def _record_usage(self, round_index: int, result: RoundResult) -> None:
-        await workflow.execute_local_activity(
+    async def _check_spend(self) -> SpendCheck:
+        return await workflow.execute_local_activity(
+            act.check_spend, SpendCheckRequest(user_id=self._input.user_id), **LOCAL)
+
+    async def _record_usage(self, round_index: int, result: RoundResult) -> Optional[SpendCheck]:
+        return await workflow.execute_local_activity(
             act.record_usage,
             RecordUsageRequest(user_id=self._input.user_id, session_id=self._input.session_id, turn_id=self._turn_id,
                                round_index=round_index, model=result.model, usage=result.usage), **LOCAL,
@@ -465,6 +508,12 @@ class CopilotTurnWorkflow:
             parts.append(ui_stream.error(error))
         parts.append(ui_stream.finish())
         await self._publish(stream_key, keys.FINISH_PART, parts, end_stream=True, continues=bool(self._pending))
+
+
+def spend_limit_text(spend: SpendCheck) -> str:
+    resets = f" It resets at {spend.resets_at:%Y-%m-%d %H:%M} UTC." if spend.resets_at else ""
+    return (f"I stopped here because your {spend.exhausted_window} usage limit is reached.{resets} "
+            "You can upgrade your plan or reset the daily limit with credits to go on sooner.")
 
 
 def round_messages(round_index: int, result: RoundResult) -> list[NewMessageRow]:

@@ -81,6 +81,7 @@ def turn_input(settings: Settings, session_id: str, user_id: str, tool_names: It
         tool_heartbeat_timeout_seconds=settings.tool_heartbeat_timeout_seconds,
         max_rounds=settings.max_rounds, max_buffer_length=settings.max_pending_messages,
         max_tool_calls_per_round=settings.max_tool_calls_per_round, sub_session_depth=depth,
+        max_sub_sessions_per_turn=settings.max_sub_sessions_per_turn,
         max_message_chars=settings.max_message_chars,
     )
 
@@ -92,6 +93,22 @@ def search_attributes_for(input: TurnInput) -> TypedSearchAttributes:
         SearchAttributePair(search_attributes.TURN_STATUS, "running"),
         SearchAttributePair(search_attributes.KIND, input.kind),
     ])
+
+
+def _query_literal(value: str) -> str:
+    """A string literal for a visibility query (the value is a user's id: it may hold quotes)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+async def running_turns(client: Client, user_id: str, excluding_session: Optional[str] = None) -> int:
+    """How many turns of the user are running now (sub-sessions count), from Temporal's
+    visibility store: close to real time, so a limit on it is approximate by a turn or two."""
+    query = (f"{search_attributes.USER_ID.name} = {_query_literal(user_id)} AND ExecutionStatus = 'Running' "
+             f"AND {search_attributes.TURN_STATUS.name} = 'running' "
+             f"AND {search_attributes.KIND.name} IN ('turn', 'sub_session')")
+    if excluding_session:
+        query += f" AND {search_attributes.SESSION_ID.name} != {_query_literal(excluding_session)}"
+    return (await client.count_workflows(query)).count
 
 
 async def submit_message(client: Client, settings: Settings, input: TurnInput, message: IncomingMessage,
@@ -174,6 +191,29 @@ async def stop_turn(client: Client, session_id: str, timeout_seconds: Optional[f
     except asyncio.TimeoutError:
         raise StopPending(f"the turn of session {session_id} did not close within {timeout:.0f}s") from None
     return stopped
+
+
+async def stop_turns_without_waiting(client: Client, session_ids: Iterable[str]) -> None:
+    """Asks each session's running turn to stop, and does not wait; an idle session is skipped."""
+    async def ask(session_id: str) -> None:
+        try:
+            await client.get_workflow_handle(turn_workflow_id(session_id)).signal(
+                CopilotTurnWorkflow.stop_without_waiting)
+        except RPCError as failure:
+            if failure.status != RPCStatusCode.NOT_FOUND:
+                raise
+
+    await asyncio.gather(*(ask(session_id) for session_id in session_ids))
+
+
+async def end_turn_for_deletion(client: Client, session_id: str, stop_wait_seconds: float = 5.0) -> None:
+    """Stops the session's turn (which stops the sub-sessions it started), then terminates
+    whatever has not closed: nothing is left running against a session that is being deleted."""
+    try:
+        await stop_turn(client, session_id, stop_wait_seconds)
+    except StopPending:
+        pass
+    await terminate_turn(client, session_id, reason="session deleted by its owner")
 
 
 async def terminate_turn(client: Client, session_id: str, reason: str) -> None:

@@ -9,6 +9,7 @@ symlink and reads or writes regular files only.
 
 import errno
 import os
+import shutil
 import stat
 from pathlib import Path
 from typing import Optional, Protocol
@@ -31,6 +32,8 @@ class WorkspaceStorage(Protocol):
     def session_folder(self, session_id: str) -> Path: ...
 
     def session_usage(self, session_id: str) -> int: ...
+
+    def remove_session(self, session_id: str) -> None: ...
 
 
 def read_regular_file(path: Path, limit: Optional[int] = None) -> bytes:
@@ -89,6 +92,24 @@ class DiskStorage:
 
     def session_usage(self, session_id: str) -> int:
         return folder_usage(self.session_folder(session_id))
+
+    def remove_session(self, session_id: str) -> None:
+        """Removes the session's folder and all in it. Never follows a symlink out of it; a
+        folder the sandbox made unwritable is made writable first."""
+        folder = self.root / SESSIONS_FOLDER / session_id.replace("/", "_")
+
+        def unlock_and_retry(function, path, _error) -> None:
+            parent = os.path.dirname(path)
+            if not os.path.islink(parent):
+                os.chmod(parent, 0o700)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.chmod(path, 0o700)
+                shutil.rmtree(path, onerror=unlock_and_retry)
+            elif os.path.lexists(path):
+                function(path)
+
+        if os.path.isdir(folder) and not os.path.islink(folder):
+            shutil.rmtree(folder, onerror=unlock_and_retry)
 
     def _user_path(self, user_id: str, file_id: str) -> Path:
         return self.root / user_id.replace("/", "_") / file_id

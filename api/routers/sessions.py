@@ -7,12 +7,22 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.auth import CurrentUser
-from api.deps import MAX_OFFSET, DbDep, RedisDep, SessionMakerDep, SettingsDep, TemporalDep, ToolNamesDep
+from api.deps import (
+    MAX_OFFSET,
+    DbDep,
+    RedisDep,
+    SessionMakerDep,
+    SettingsDep,
+    StorageDep,
+    TemporalDep,
+    ToolNamesDep,
+)
 from api.errors import ApiError, not_found
 from api.sse import sse_response
 from billing.accounts import open_account, user_tier
 from billing.spend import OverSpendLimit, SpendWindows
 from conversation import sessions as store
+from conversation.idempotent_sends import IdempotentSend, KeyInUse, KeyReused
 from limits.message_rate import MessageRateLimiter
 from models.api import (
     CreateSessionRequest,
@@ -30,6 +40,7 @@ from models.api import (
 )
 from models.db import ChatSession
 from models.turn import IncomingMessage, SubmitResult, TurnOutcome
+from stream_relay.cleanup import delete_session_streams
 from stream_relay.keys import latest_turn_key
 from stream_relay.reader import STREAM_START, valid_entry_id
 from workflows import turn_client
@@ -37,13 +48,16 @@ from workflows import turn_client
 router = APIRouter(prefix="/api/chat/sessions", tags=["sessions"])
 
 ERRORS = {401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}}
+IdempotencyKeyHeader = Annotated[Optional[str], Header(
+    alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
+    description="Makes the send safe to retry: a repeat within the window answers the first outcome.")]
 SSE_DOC = {"description": "A Vercel AI SDK UI message stream (v1) of Server-Sent Events.",
            "content": {"text/event-stream": {}}}
 
 
 async def _submit(temporal, settings, tool_names: tuple[str, ...], session: ChatSession, user_id: str, text: str,
-                  title: str) -> SubmitResult:
-    message = IncomingMessage(message_id=str(uuid.uuid4()), content=text)
+                  title: str, message_id: str) -> SubmitResult:
+    message = IncomingMessage(message_id=message_id, content=text)
     input = turn_client.turn_input(settings, session.id, user_id, tool_names, store.session_tool_filter(session))
     try:
         return await turn_client.submit_message(temporal, settings, input, message, title)
@@ -76,6 +90,49 @@ async def _accept_message(db, redis, settings, session: ChatSession, user_id: st
                        f"{settings.message_rate_window_seconds}s; try again in {rate.retry_after_seconds}s.",
                        headers={"Retry-After": str(rate.retry_after_seconds)})
     return text
+
+
+async def _check_running_turns(temporal, settings, session: ChatSession, user_id: str) -> None:
+    """A user runs at most `max_running_turns_per_user` turns at once (a follow-up to a running
+    turn is not a new one: that session is not counted)."""
+    running = await turn_client.running_turns(temporal, user_id, excluding_session=session.id)
+    if running >= settings.max_running_turns_per_user:
+        raise ApiError(429, "too_many_running_turns", f"{running} of your turns are running (at most "
+                       f"{settings.max_running_turns_per_user} at once); wait for one to finish or stop one.",
+                       headers={"Retry-After": "5"})
+
+
+async def _send(db, redis, temporal, settings, tool_names: tuple[str, ...], session: ChatSession, user_id: str,
+                message: str, idempotency_key: Optional[str]) -> SubmitResult:
+    """Checks and hands the message to the session's turn (starting one, or queueing in the one
+    running). With an idempotency key, a repeat answers the first send's outcome and sends nothing."""
+    send = IdempotentSend(redis, user_id, session.id, idempotency_key, message, settings.idempotency_window_seconds
+                          ) if idempotency_key else None
+    if send is not None:
+        try:
+            earlier = await send.earlier_outcome()
+        except KeyInUse:
+            raise ApiError(409, "idempotency_key_in_use", "A send with this Idempotency-Key is still being "
+                           "processed; retry in a moment.", details={"retryable": True}, headers={"Retry-After": "1"})
+        except KeyReused:
+            raise ApiError(422, "idempotency_key_reused", "This Idempotency-Key was used for a different message "
+                           "or session; use a new key for a new message.")
+        if earlier is not None:
+            return earlier
+    try:
+        text = await _accept_message(db, redis, settings, session, user_id, message)
+        await _check_running_turns(temporal, settings, session, user_id)
+        title = await store.set_title_if_missing(db, session, text)
+        await _release(db)
+        result = await _submit(temporal, settings, tool_names, session, user_id, text, title,
+                               send.message_id if send else str(uuid.uuid4()))
+    except BaseException:
+        if send is not None:
+            await send.release()
+        raise
+    if send is not None:
+        await send.remember(result)
+    return result
 
 
 async def _release(db) -> None:
@@ -129,10 +186,17 @@ async def get_session(session_id: str, user: CurrentUser, db: DbDep, temporal: T
 
 
 @router.delete("/{session_id}", status_code=204, responses=ERRORS)
-async def delete_session(session_id: str, user: CurrentUser, db: DbDep, temporal: TemporalDep) -> Response:
+async def delete_session(session_id: str, user: CurrentUser, db: DbDep, temporal: TemporalDep, redis: RedisDep,
+                         storage: StorageDep) -> Response:
+    """Stops the session's turn and those of its sub-sessions (which stay, as sessions of their
+    own), then removes the session's rows, its workspace folder and its stream keys."""
     session = await _owned(db, user, session_id)
-    await turn_client.terminate_turn(temporal, session.id, reason="session deleted by its owner")
+    sub_sessions = await store.sub_session_ids(db, session)
+    await turn_client.end_turn_for_deletion(temporal, session.id)
+    await turn_client.stop_turns_without_waiting(temporal, sub_sessions)
     await store.delete_session(db, session)
+    storage.remove_session(session.id)
+    await delete_session_streams(redis, session.id)
     return Response(status_code=204)
 
 
@@ -144,13 +208,12 @@ async def delete_session(session_id: str, user: CurrentUser, db: DbDep, temporal
 )
 async def send_message(session_id: str, body: SendMessageRequest, user: CurrentUser, db: DbDep,
                        temporal: TemporalDep, redis: RedisDep, settings: SettingsDep, tool_names: ToolNamesDep,
-                       ) -> Union[StreamingResponse, JSONResponse]:
-    """Starts a turn with the message and streams it; if a turn is running, queues the message (202)."""
+                       idempotency_key: IdempotencyKeyHeader = None) -> Union[StreamingResponse, JSONResponse]:
+    """Starts a turn with the message and streams it; if a turn is running, queues the message (202).
+    Repeated with the same `Idempotency-Key`: the first send's answer (its turn's stream from the
+    start, or the same 202), and nothing sent again."""
     session = await _owned(db, user, session_id)
-    text = await _accept_message(db, redis, settings, session, user.id, body.message)
-    title = await store.set_title_if_missing(db, session, text)
-    await _release(db)
-    result = await _submit(temporal, settings, tool_names, session, user.id, text, title)
+    result = await _send(db, redis, temporal, settings, tool_names, session, user.id, body.message, idempotency_key)
     if result.queued:
         queued = QueuedResponse(turn_id=result.turn_id, message_id=result.message_id,
                                 buffer_length=result.buffer_length, max_buffer_length=result.max_buffer_length)
@@ -163,14 +226,13 @@ async def send_message(session_id: str, body: SendMessageRequest, user: CurrentU
                         429: {"model": ErrorResponse}})
 async def run_turn(session_id: str, body: RunTurnRequest, user: CurrentUser, db: DbDep, temporal: TemporalDep,
                    redis: RedisDep, settings: SettingsDep, sessions: SessionMakerDep,
-                   tool_names: ToolNamesDep) -> TurnOutcome:
+                   tool_names: ToolNamesDep, idempotency_key: IdempotencyKeyHeader = None) -> TurnOutcome:
     """Runs (or queues) a turn and waits up to `wait_seconds` for its answer: request/response
-    for bots and graph blocks, the same primitive sub-sessions use."""
+    for bots and graph blocks, the same primitive sub-sessions use. Idempotent with
+    `Idempotency-Key`, as `POST .../stream` is."""
     session = await _owned(db, user, session_id)
-    text = await _accept_message(db, redis, settings, session, user.id, body.message)
-    title = await store.set_title_if_missing(db, session, text)
-    await _release(db)
-    submitted = await _submit(temporal, settings, tool_names, session, user.id, text, title)
+    submitted = await _send(db, redis, temporal, settings, tool_names, session, user.id, body.message,
+                            idempotency_key)
     if submitted.queued:
         return TurnOutcome(status="queued", queued=True, pending_buffer_length=submitted.buffer_length)
     return await turn_client.turn_outcome(temporal, sessions, session.id, body.wait_seconds)

@@ -29,7 +29,7 @@ def signature(function, skip_self: bool) -> tuple:
 
 
 def test_the_worker_registers_exactly_the_interfaces():
-    assert len(INTERFACES) == 20
+    assert len(INTERFACES) == 21
     assert set(IMPLEMENTATIONS) == set(INTERFACES)
 
 
