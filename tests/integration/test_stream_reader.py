@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from stream_relay.connection import redis_client
-from stream_relay.publisher import RoundParts, StreamClosed, StreamPublisher, StreamWriter
+from stream_relay.publisher import RoundParts, StreamClosed, StreamFull, StreamPublisher, StreamWriter
 from stream_relay.reader import read_stream_batches, valid_entry_id
 
 
@@ -62,4 +62,17 @@ async def test_a_stream_closed_to_model_parts_takes_no_late_delta(stack):
     await other.flush()
     stored = [json.loads(fields["part"])["type"] for _id, fields in await redis.xrange(key)]
     assert stored == ["text-start", "text-delta", "text-end"]
+    await redis.aclose()
+
+
+async def test_a_round_that_would_overfill_its_stream_is_refused_whole(stack):
+    redis = redis_client(stack.redis_url)
+    key = f"test:{uuid.uuid4()}"
+    round_parts = RoundParts(StreamWriter(redis, 60, max_parts=3), key)
+    round_parts.add([{"type": "text-start", "id": "t"}, {"type": "text-delta", "id": "t", "delta": "a"}])
+    await round_parts.flush()
+    round_parts.add([{"type": "text-delta", "id": "t", "delta": "b"}, {"type": "text-delta", "id": "t", "delta": "c"}])
+    with pytest.raises(StreamFull):
+        await round_parts.flush()
+    assert await redis.xlen(key) == 2  # nothing of the refused write, and never trimmed
     await redis.aclose()

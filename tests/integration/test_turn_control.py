@@ -15,7 +15,7 @@ from api.main import create_app
 from local.model import chunks
 from local.stack.process import free_port
 from models.turn import RoundRequest, RoundResult, StopRequest, Usage
-from tests.support.helpers import follow, marker, new_session, queue, send, session_rows
+from tests.support.helpers import follow, marker, new_session, queue, send, session_rows, slow_text, start_turn, stop
 from tests.support.scripted_model import Stream, text_reply
 from tests.support.servers import serve, shutdown
 from tests.support.sse_client import assembled_text, assert_well_formed, iter_events, part_types, parts, read_events
@@ -23,24 +23,6 @@ from tests.support.turn_stand_ins import stand_ins
 from tests.support.users import make_user
 from workflows import turn_client
 from workflows.copilot_turn import CopilotTurnWorkflow, turn_workflow_id
-
-
-def slow_text(words: int = 80, delay: float = 0.05) -> Stream:
-    return text_reply(" ".join(f"w{i}" for i in range(words)), delay=delay)
-
-
-async def start_turn(http, user, session_id: str, message: str, read: int = 3):
-    """Sends a message, reads the first events, and leaves the turn running."""
-    async with http.stream("POST", f"/api/chat/sessions/{session_id}/stream", json={"message": message},
-                           headers=user.headers) as response:
-        assert response.status_code == 200
-        return await read_events(response, limit=read)
-
-
-async def stop(http, user, session_id: str):
-    response = await http.post(f"/api/chat/sessions/{session_id}/stop", headers=user.headers)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 async def test_eleventh_message_is_refused_and_ten_are_kept_in_order(http, user, scripted, stack):

@@ -7,6 +7,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests.support.scripted_model import Stream, text_reply
 from tests.support.sse_client import Event, read_events
 
 T = TypeVar("T")
@@ -71,3 +72,21 @@ async def db_rows(database_url: str, sql: str, **params) -> list[dict]:
 async def session_rows(database_url: str, session_id: str) -> list[dict]:
     return await db_rows(database_url, "SELECT role, content, tool_calls, tool_call_id, sequence FROM chat_messages "
                                        "WHERE session_id = :sid ORDER BY sequence", sid=session_id)
+
+
+def slow_text(words: int = 80, delay: float = 0.05) -> Stream:
+    return text_reply(" ".join(f"w{i}" for i in range(words)), delay=delay)
+
+
+async def start_turn(http, user, session_id: str, message: str, read: int = 3):
+    """Sends a message, reads the first events, and leaves the turn running."""
+    async with http.stream("POST", f"/api/chat/sessions/{session_id}/stream", json={"message": message},
+                           headers=user.headers) as response:
+        assert response.status_code == 200
+        return await read_events(response, limit=read)
+
+
+async def stop(http, user, session_id: str):
+    response = await http.post(f"/api/chat/sessions/{session_id}/stop", headers=user.headers)
+    assert response.status_code == 200, response.text
+    return response.json()

@@ -40,11 +40,11 @@ def text_reply(text: str, cost: Optional[float] = 0.000123, **timing: Any) -> St
     return Stream([*parts, chunks.finish("stop"), chunks.usage(10, len(words), cost)], **timing)
 
 
-def tool_call_reply(name: str, arguments: dict, call_id: Optional[str] = None) -> Stream:
+def tool_call_reply(name: str, arguments: dict, call_id: Optional[str] = None, cost: float = 0.0001) -> Stream:
     """A round that calls one tool."""
     call_id = call_id or f"call_{uuid.uuid4().hex[:8]}"
     return Stream([chunks.tool_call(0, "", call_id=call_id, name=name), chunks.tool_call(0, json.dumps(arguments)),
-                   chunks.finish("tool_calls"), chunks.usage(1, 1, 0.0001)])
+                   chunks.finish("tool_calls"), chunks.usage(1, 1, cost)])
 
 
 @dataclass
