@@ -1,7 +1,8 @@
 """One tool call per activity, so a tool that finished is never run again after a crash.
 
 Every refusal and failure is a tool result the model reads (`{"error": "code: message"}`),
-never a crashed turn. Credits are charged at most once per tool call (a database-unique key).
+never a crashed turn. A paid tool's cost is reserved (debited only if the balance covers it) before it
+runs, at most once per tool call (a database-unique key), and given back when it produced no output.
 """
 
 import asyncio
@@ -89,10 +90,36 @@ class ToolActivities:
         return any((turn_id, call_id) in wanted and not _is_error_result(content)
                    for turn_id, call_id, content in results)
 
-    async def _charge(self, request: ToolRequest, tool: Tool) -> None:
+    async def _write_reservation(self, request: ToolRequest, tool: Tool) -> bool:
         async with self.services.sessions.begin() as db:
-            await credits.add_entry(db, request.user_id, -tool.credit_cost,
-                                    keys.tool_charge(request.turn_id, request.call.id), f"tool {tool.name}")
+            return await credits.debit_if_covered(db, request.user_id, tool.credit_cost,
+                                                  keys.tool_charge(request.turn_id, request.call.id), f"tool {tool.name}")
+
+    async def _reserve(self, request: ToolRequest, tool: Tool) -> bool:
+        """Debits the cost before the tool runs, if the balance covers it (a retried call finds its own
+        reservation). Stopped during the write, it waits for the write and gives it back: the tool never runs."""
+        writing = asyncio.ensure_future(self._write_reservation(request, tool))
+        try:
+            return await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            await asyncio.wait({writing})
+            await self._refund(request, tool)
+            raise
+
+    async def _write_refund(self, request: ToolRequest, tool: Tool) -> None:
+        async with self.services.sessions.begin() as db:
+            await credits.refund(db, request.user_id, keys.tool_charge(request.turn_id, request.call.id),
+                                 f"refund: tool {tool.name} gave no output")
+
+    async def _refund(self, request: ToolRequest, tool: Tool) -> None:
+        """Gives back the call's reservation, if there is one (shielded: a Stop must not leave it half done).
+        A refund that cannot be written is logged, and the tool's own result still goes to the model."""
+        if not tool.credit_cost:
+            return
+        try:
+            await asyncio.shield(self._write_refund(request, tool))
+        except Exception:
+            log.exception("could not refund the reservation of tool call %s (turn %s)", request.call.id, request.turn_id)
 
     async def _execute(self, request: ToolRequest) -> ToolResult:
         tool = self.tools.get(request.call.name)
@@ -110,29 +137,29 @@ class ToolActivities:
             return _error(request, "invalid_arguments", str(problem)[:2000])
         if tool.prerequisite and not await self._completed_before(request, tool.prerequisite):
             return _error(request, "prerequisite_missing", f"Call '{tool.prerequisite}' before '{tool.name}'.")
-        if tool.credit_cost:
-            async with self.services.sessions() as db:
-                charge_key = keys.tool_charge(request.turn_id, request.call.id)
-                if not await credits.already_charged(db, charge_key) and \
-                        await credits.balance(db, request.user_id) < tool.credit_cost:
-                    return _error(request, "insufficient_credits",
-                                  f"'{tool.name}' costs {tool.credit_cost} credits; the balance is too low.")
         cap = request.timeout_seconds or self.settings.tool_timeout_seconds
         budget = self._budget(request, cap)
-        if budget <= 0:  # a retry that starts after the call's deadline
+        if budget <= 0:  # a retry that starts after the call's deadline; an earlier attempt may have reserved
+            await self._refund(request, tool)
             return _error(request, "tool_timeout", timeout_message(tool.name, cap))
+        if tool.credit_cost and not await self._reserve(request, tool):
+            return _error(request, "insufficient_credits",
+                          f"'{tool.name}' costs {tool.credit_cost} credits; the balance is too low.")
         context = ToolContext(request.session_id, request.user_id, request.turn_id, request.call.id,
                               self.services, budget)
         try:
             async with heartbeating():
                 output = await self._run_within(tool, arguments, context, request, budget)
         except ToolError as refusal:
+            await self._refund(request, tool)
             return _error(request, refusal.code, refusal.message)
         except _CapReached:
+            await self._refund(request, tool)
             return _error(request, "tool_timeout", timeout_message(tool.name, cap))
-        if tool.credit_cost:
-            # Output exists, so the call is paid for, even if Stop cancels us right now.
-            await asyncio.shield(self._charge(request, tool))
+        except Exception:  # run_tool makes it a tool_failed result
+            await self._refund(request, tool)
+            raise
+        # Output exists: the reservation stands, so the call is paid for whatever happens next.
         return await self._fit_for_model(request, ToolResult(tool_call_id=request.call.id, name=tool.name,
                                                              output=output))
 
@@ -154,9 +181,8 @@ class ToolActivities:
         try:
             done, _ = await asyncio.wait({task}, timeout=budget)
         except asyncio.CancelledError:
-            if _produced_output(task) and tool.credit_cost:
-                # Output exists, so the call is paid for even though it is being cancelled.
-                await asyncio.shield(self._charge(request, tool))
+            if not _produced_output(task):  # with output, the call stays paid for though cancelled
+                await self._refund(request, tool)
             _abandon(task)
             raise
         if not done:

@@ -166,6 +166,50 @@ async def test_cancelled_after_output_is_charged_once(harness):
     assert await harness.balance(user_id) == 15
 
 
+async def running_balances(settings, user_id: str) -> list[int]:
+    """The balance after each ledger entry, in the order they were written."""
+    rows = await db_rows(settings.database_url, "SELECT sum(amount) OVER (ORDER BY id) AS balance FROM credit_ledger "
+                                                "WHERE user_id = :u ORDER BY id", u=user_id)
+    return [row["balance"] for row in rows]
+
+
+async def test_concurrent_paid_calls_on_a_balance_covering_one_run_once(harness, settings):
+    session_id, user_id = await harness.new_session(credits_granted=5)
+    results = await asyncio.gather(*(harness.run(harness.request(session_id, user_id, "paid", {}))
+                                     for _ in range(4)))
+    assert [r.output for r in results].count("output") == 1
+    refused = [r.error for r in results if r.error]
+    assert len(refused) == 3 and all(e.startswith("insufficient_credits") for e in refused)
+    assert await running_balances(settings, user_id) == [5, 0]
+
+
+async def test_a_paid_tool_without_output_gets_its_reservation_back(harness, settings):
+    session_id, user_id = await harness.new_session(credits_granted=5)
+    request = harness.request(session_id, user_id, "paid_failing", {}, call_id="call_paid_fails")
+    result = await harness.run(request)
+    assert result.error.startswith("tool_failed")
+    await harness.run(request)  # a retry reserves nothing new and refunds nothing twice
+    assert await running_balances(settings, user_id) == [5, 0, 5]
+    keys = await db_rows(settings.database_url, "SELECT idempotency_key FROM credit_ledger WHERE user_id = :u "
+                                                "ORDER BY id", u=user_id)
+    assert [k["idempotency_key"] for k in keys][1:] == ["tool:turn-1:call_paid_fails",
+                                                        "tool:turn-1:call_paid_fails:refund"]
+
+
+async def test_a_paid_call_timed_out_or_stopped_before_output_is_refunded(settings):
+    harness = ToolHarness(settings.model_copy(update={"tool_timeout_seconds": 1}))
+    session_id, user_id = await harness.new_session(credits_granted=5)
+    timed_out = await harness.run(harness.request(session_id, user_id, "paid_nap", {"seconds": 5}))
+    assert timed_out.error.startswith("tool_timeout")
+    environment = ActivityEnvironment()
+    stopped = asyncio.create_task(harness.run(harness.request(session_id, user_id, "paid_nap", {"seconds": 5}),
+                                              environment))
+    await asyncio.sleep(0.3)
+    environment.cancel()
+    await asyncio.gather(stopped, return_exceptions=True)
+    assert await running_balances(settings, user_id) == [5, 0, 5, 0, 5]
+
+
 async def test_no_tool_blocks_longer_than_the_cap_even_one_that_ignores_cancellation(settings):
     harness = ToolHarness(settings.model_copy(update={"tool_timeout_seconds": 1}))
     session_id, user_id = await harness.new_session()

@@ -2,19 +2,27 @@
 
 import asyncio
 import logging
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+from typing import AsyncIterator
 
+import httpx
 from redis.asyncio import Redis
 
 from api.auth import issue_token
+from api.main import create_app
 from billing import credits
-from billing.spend import SpendWindows, daily_reset, weekly_reset, window_key
+from billing.spend import SpendWindows, daily_reset, reset_count_key, weekly_reset, window_key
 from database import session_maker
 from local.stack.process import free_port
 from stream_relay.connection import redis_client
+from tests.support.extra_tools import TEST_TOOLS
 from tests.support.helpers import db_rows, marker, new_session, send
 from tests.support.scripted_model import text_reply
+from tests.support.servers import serve, shutdown
 from tests.support.users import make_user
+
+RESET = "/api/chat/usage/reset"
 
 
 async def spend_of(settings, user_id: str) -> dict:
@@ -78,25 +86,163 @@ async def test_public_usage_shows_percentages_only(http, settings):
         assert word not in str(body)
 
 
+async def grant(settings, user_id: str, amount: int) -> None:
+    async with session_maker(settings.database_url).begin() as db:
+        await credits.add_entry(db, user_id, amount, f"test-grant:{user_id}:{marker()}", "test")
+
+
+async def ledger(settings, user_id: str) -> list[int]:
+    rows = await db_rows(settings.database_url, "SELECT amount FROM credit_ledger WHERE user_id = :u ORDER BY id",
+                         u=user_id)
+    return [row["amount"] for row in rows]
+
+
+def error_code(response: httpx.Response) -> str:
+    return response.json()["error"]["code"]
+
+
+@asynccontextmanager
+async def api_with(settings, **changes) -> AsyncIterator[httpx.AsyncClient]:
+    """The API on other settings, beside the shared one."""
+    port = free_port()
+    server, task = await serve(create_app(settings.model_copy(update=changes), TEST_TOOLS), port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        await shutdown(server, task)
+
+
 async def test_paying_to_reset_the_daily_window(http, settings):
     user = make_user(settings)
     await new_session(http, user)  # grants the welcome credits (100), fewer than the reset cost (500)
     spend = SpendWindows(redis_client(settings.redis_url), settings)
+    daily_limit = settings.daily_cost_limit_microdollars
 
-    nothing = await http.post("/api/chat/usage/reset", headers=user.headers)
-    assert nothing.status_code == 400 and nothing.json()["error"]["code"] == "nothing_to_reset"
-    await spend.record(user.id, 300_000)
-    short = await http.post("/api/chat/usage/reset", headers=user.headers)
-    assert short.status_code == 402 and short.json()["error"]["code"] == "insufficient_credits"
+    await spend.record(user.id, daily_limit - 1)
+    under = await http.post(RESET, headers=user.headers)
+    assert under.status_code == 400 and error_code(under) == "not_over_limit"
+    await spend.record(user.id, 1)  # exactly at the limit
+    short = await http.post(RESET, headers=user.headers)
+    assert short.status_code == 402 and error_code(short) == "insufficient_credits"
 
-    async with session_maker(settings.database_url).begin() as db:
-        await credits.add_entry(db, user.id, 1000, f"test-grant:{user.id}", "test")
-    paid = await http.post("/api/chat/usage/reset", headers=user.headers)
+    await grant(settings, user.id, 1000)
+    paid = await http.post(RESET, headers=user.headers)
     assert paid.status_code == 200, paid.text
     body = paid.json()
     assert body["credits_charged"] == 500 and body["remaining_balance"] == 600
     assert body["usage"]["daily"]["percent_used"] == 0.0
     assert await spend_of(settings, user.id) == {"daily": 0, "weekly": 0}
+    assert await ledger(settings, user.id) == [100, 1000, -500]
+
+
+async def test_a_reset_takes_the_daily_limit_off_the_weekly_window_never_below_zero(http, settings):
+    user = make_user(settings)
+    await new_session(http, user)
+    await grant(settings, user.id, 1000)
+    redis = redis_client(settings.redis_url)
+    spend = SpendWindows(redis, settings)
+    daily_limit = settings.daily_cost_limit_microdollars
+    weekly = window_key(user.id, "weekly", datetime.now(timezone.utc))
+    await redis.incrby(weekly, 1_000_000)  # spent on earlier days of the week
+
+    await spend.record(user.id, daily_limit + 200_000)  # over the daily limit
+    assert (await http.post(RESET, headers=user.headers)).status_code == 200
+    # The reset buys one more day: the daily limit comes off the week, not what was spent today.
+    assert await spend_of(settings, user.id) == {"daily": 0, "weekly": 1_200_000}
+
+    await spend.record(user.id, daily_limit)
+    await redis.set(weekly, 100_000, keepttl=True)  # less left in the week than a day's limit
+    assert (await http.post(RESET, headers=user.headers)).status_code == 200
+    assert await spend_of(settings, user.id) == {"daily": 0, "weekly": 0}
+    assert await redis.ttl(weekly) > 0
+
+
+async def test_resets_off_or_without_a_daily_limit_are_refused(settings):
+    user = make_user(settings)
+    async with api_with(settings, rate_limit_reset_cost=0) as client:
+        off = await client.post(RESET, headers=user.headers)
+        assert off.status_code == 400 and error_code(off) == "reset_not_available"
+    async with api_with(settings, daily_cost_limit_microdollars=0) as client:
+        unlimited = await client.post(RESET, headers=user.headers)
+        assert unlimited.status_code == 400 and error_code(unlimited) == "no_daily_limit"
+
+
+async def test_resets_are_capped_per_utc_day(settings):
+    async with api_with(settings, max_daily_resets=2) as client:
+        user = make_user(settings)
+        await new_session(client, user)
+        await grant(settings, user.id, 2000)
+        spend = SpendWindows(redis_client(settings.redis_url), settings)
+        for _ in range(2):
+            await spend.record(user.id, settings.daily_cost_limit_microdollars)
+            assert (await client.post(RESET, headers=user.headers)).status_code == 200
+        await spend.record(user.id, settings.daily_cost_limit_microdollars)
+        capped = await client.post(RESET, headers=user.headers)
+        assert capped.status_code == 429 and error_code(capped) == "reset_limit_reached", capped.text
+    assert await ledger(settings, user.id) == [100, 2000, -500, -500]
+    now = datetime.now(timezone.utc)
+    # The count is the day's own key, and it goes away after the day.
+    ttl = await redis_client(settings.redis_url).ttl(reset_count_key(user.id, now))
+    left_today = (daily_reset(now) - now).total_seconds()
+    assert left_today < ttl <= left_today + 86_401
+
+
+async def test_one_reset_at_a_time_per_user(http, settings):
+    user = make_user(settings)
+    await new_session(http, user)
+    await grant(settings, user.id, 1000)
+    spend = SpendWindows(redis_client(settings.redis_url), settings)
+    await spend.record(user.id, settings.daily_cost_limit_microdollars)
+
+    token = await spend.acquire_reset_lock(user.id)  # another reset of this user is in flight
+    busy = await http.post(RESET, headers=user.headers)
+    assert busy.status_code == 409 and error_code(busy) == "reset_in_progress"
+    await spend.release_reset_lock(user.id, "not-the-owner")  # only its owner frees it
+    assert (await http.post(RESET, headers=user.headers)).status_code == 409
+    await spend.release_reset_lock(user.id, token)
+    assert (await http.post(RESET, headers=user.headers)).status_code == 200
+    assert await ledger(settings, user.id) == [100, 1000, -500]
+
+
+async def test_two_concurrent_resets_on_a_balance_covering_one_charge_once(http, settings):
+    user = make_user(settings)
+    await new_session(http, user)
+    await grant(settings, user.id, 400)  # 500 with the welcome credits: one reset
+    await SpendWindows(redis_client(settings.redis_url), settings).record(user.id,
+                                                                         settings.daily_cost_limit_microdollars)
+
+    answers = await asyncio.gather(*(http.post(RESET, headers=user.headers) for _ in range(2)))
+    assert [a.status_code for a in answers].count(200) == 1, [a.text for a in answers]
+    refused = next(a for a in answers if a.status_code != 200)
+    assert error_code(refused) in ("reset_in_progress", "not_over_limit")
+    assert await ledger(settings, user.id) == [100, 400, -500]
+
+
+async def test_a_redis_failure_during_the_reset_refunds_the_credits(http, settings):
+    user = make_user(settings)
+    await new_session(http, user)
+    await grant(settings, user.id, 1000)
+    redis = redis_client(settings.redis_url)
+    spend = SpendWindows(redis, settings)
+    daily_limit = settings.daily_cost_limit_microdollars
+    await spend.record(user.id, daily_limit)
+    # Real Redis refuses the reset script: the weekly window is no counter (WRONGTYPE).
+    weekly = window_key(user.id, "weekly", datetime.now(timezone.utc))
+    await redis.delete(weekly)
+    await redis.rpush(weekly, "not a counter")
+
+    failed = await http.post(RESET, headers=user.headers)
+    assert failed.status_code == 503 and error_code(failed) == "reset_failed", failed.text
+    assert await ledger(settings, user.id) == [100, 1000, -500, 500]
+    keys = await db_rows(settings.database_url, "SELECT idempotency_key FROM credit_ledger WHERE user_id = :u "
+                                                "AND idempotency_key LIKE 'usage-reset:%' ORDER BY id", u=user.id)
+    assert keys[1]["idempotency_key"] == credits.refund_key(keys[0]["idempotency_key"])
+    assert await spend.reset_state(user.id, datetime.now(timezone.utc)) == (daily_limit, 0)  # nothing half-reset
+
+    await redis.delete(weekly)  # Redis is well again, and the lock was released
+    assert (await http.post(RESET, headers=user.headers)).status_code == 200
+    assert await ledger(settings, user.id) == [100, 1000, -500, 500, -500]
 
 
 async def test_admins_read_raw_usage_reset_it_and_set_tiers(http, settings):

@@ -34,6 +34,15 @@ async def produce_then_linger(arguments: Empty, context) -> str:
     return "output"
 
 
+async def fail_without_output(arguments: Empty, context) -> str:
+    raise RuntimeError("a paid tool that breaks")
+
+
+async def nap(arguments: NapInput, context) -> str:
+    await asyncio.sleep(arguments.seconds)
+    return "woke up"
+
+
 async def ignore_cancellation(arguments: NapInput, context) -> str:
     try:
         await asyncio.sleep(arguments.seconds)
@@ -56,8 +65,10 @@ async def kill_own_worker(arguments: KillInput, context) -> str:
 
 GATED = Tool("gated", "Needs the listing first.", Empty, guarded, prerequisite="list_workspace_files")
 PAID = Tool("paid", "Costs 5.", Empty, produce_then_linger, credit_cost=5)
+PAID_FAILING = Tool("paid_failing", "Costs 5, then fails.", Empty, fail_without_output, credit_cost=5)
+PAID_NAP = Tool("paid_nap", "Costs 5, sleeps.", NapInput, nap, credit_cost=5)
 STUBBORN_NAP = Tool("stubborn_nap", "Sleeps and ignores cancellation.", NapInput, ignore_cancellation)
 
 KILL_OWN_WORKER = Tool("kill_own_worker", "Kills the worker that runs it.", KillInput, kill_own_worker)
 
-TEST_TOOLS = with_tools(GATED, PAID, STUBBORN_NAP, KILL_OWN_WORKER)
+TEST_TOOLS = with_tools(GATED, PAID, PAID_FAILING, PAID_NAP, STUBBORN_NAP, KILL_OWN_WORKER)
