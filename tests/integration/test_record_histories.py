@@ -13,10 +13,12 @@ import os
 from pathlib import Path
 
 import pytest
+from temporalio.client import WorkflowContinuedAsNewError
 
 from local.model import chunks
-from tests.support.helpers import eventually, follow, marker, new_session, queue, send
+from tests.support.helpers import db_rows, eventually, follow, marker, new_session, queue, send
 from tests.support.scripted_model import Stream, text_reply, tool_call_reply
+from tests.support.users import make_user
 from workflows.copilot_turn import turn_workflow_id
 from workflows.subscription import subscription_workflow_id
 
@@ -26,8 +28,16 @@ pytestmark = pytest.mark.skipif(not os.environ.get("RECORD_HISTORIES"),
                                 reason="re-records the replay histories: make record-histories")
 
 
-async def save(temporal_client, name: str, workflow_id: str, run_id: str | None = None) -> None:
-    history = await temporal_client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+async def save(temporal_client, name: str, workflow_id: str, run_id: str | None = None, whole: bool = True) -> None:
+    """Saves the run's history; `whole`: once the run has ended (a stream's `finish` goes out
+    before the run's last workflow task completes)."""
+    handle = temporal_client.get_workflow_handle(workflow_id, run_id=run_id)
+    if whole:
+        try:
+            await asyncio.wait_for(handle.result(follow_runs=False), 60)
+        except WorkflowContinuedAsNewError:
+            pass
+    history = await handle.fetch_history()
     HISTORIES.mkdir(parents=True, exist_ok=True)
     (HISTORIES / f"{name}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
@@ -43,7 +53,7 @@ async def wait_idle(temporal_client, session_id: str) -> None:
     await asyncio.wait_for(handle.result(), 60)
 
 
-async def test_record_turn_histories(http, user, scripted, temporal_client):
+async def test_record_turn_histories(http, user, scripted, temporal_client, stack):
     tag = marker()
     scripted.script(tag, text_reply("Just words."))
     session_id = await new_session(http, user)
@@ -115,6 +125,37 @@ async def test_record_turn_histories(http, user, scripted, temporal_client):
     await save(temporal_client, "turn_sub_session_parent", turn_workflow_id(session_id))
     await save(temporal_client, "turn_sub_session_child", turn_workflow_id(sub_id))
 
+    # Stop while a sub-session runs: the parent signals the sub to stop.
+    parent_tag, sub_tag = marker(), marker()
+    scripted.script(parent_tag, tool_call_reply("run_sub_session", {"prompt": f"Slowly {sub_tag}",
+                                                                    "wait_for_result": 60}), text_reply("Never said."))
+    scripted.script(sub_tag, text_reply(" ".join(f"w{i}" for i in range(300)), delay=0.05))
+    session_id = await new_session(http, user)
+    task = asyncio.create_task(send(http, user, session_id, f"delegate slowly {parent_tag}"))
+    await eventually(lambda: asyncio.sleep(0, result=scripted.requests_for(sub_tag)), bool)
+    stopped = await http.post(f"/api/chat/sessions/{session_id}/stop", headers=user.headers)
+    assert stopped.json() == {"stopped": True}, stopped.text
+    await task
+    [sub] = await db_rows(stack.database_url, "SELECT id FROM chat_sessions WHERE parent_session_id = :p",
+                          p=session_id)
+    sub_id = sub["id"]
+    await wait_idle(temporal_client, sub_id)
+    await save(temporal_client, "turn_stop_reaches_sub_session_parent", turn_workflow_id(session_id))
+    await save(temporal_client, "turn_stop_reaches_sub_session_child", turn_workflow_id(sub_id))
+
+
+async def test_record_spend_limit_history(http, scripted, settings, temporal_client):
+    """A round's cost reaches the daily limit: the turn ends before its next round."""
+    spender = make_user(settings)
+    tag = marker()
+    scripted.script(tag, tool_call_reply("get_current_time", {"timezone": "UTC"},
+                                         cost=settings.daily_cost_limit_microdollars / 1_000_000),
+                    text_reply("Never said."))
+    session_id = await new_session(http, spender)
+    await send(http, spender, session_id, f"spend {tag}")
+    await wait_idle(temporal_client, session_id)
+    await save(temporal_client, "turn_spend_limit_between_rounds", turn_workflow_id(session_id))
+
 
 async def test_record_subscription_history(http, settings, stripe_sandbox, user, temporal_client):
     """FREE -> PRO through Checkout and its webhooks, then PRO -> FREE at the period end (a timer)."""
@@ -130,4 +171,4 @@ async def test_record_subscription_history(http, settings, stripe_sandbox, user,
     await eventually(tier, lambda value: value == "PRO")
     cancelled = await http.post("/api/credits/subscription", json={"tier": "FREE"}, headers=user.headers)
     assert cancelled.json()["pending_tier"] == "FREE", cancelled.text
-    await save(temporal_client, "subscription_checkout_then_cancel", subscription_workflow_id(user.id))
+    await save(temporal_client, "subscription_checkout_then_cancel", subscription_workflow_id(user.id), whole=False)

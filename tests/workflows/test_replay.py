@@ -19,7 +19,13 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 EXPECTED = {
     "turn_text_only", "turn_reasoning", "turn_tool_round", "turn_two_tool_rounds_follow_up", "turn_stop_during_tool",
     "turn_auto_continue_first_run", "turn_auto_continue_second_run", "turn_sub_session_parent",
-    "turn_sub_session_child", "subscription_checkout_then_cancel",
+    "turn_sub_session_child", "subscription_checkout_then_cancel", "turn_spend_limit_between_rounds",
+    "turn_stop_reaches_sub_session_parent", "turn_stop_reaches_sub_session_child",
+    # Recorded on deploy c1b36fe, before the spend check before a first round, Stop signalling
+    # sub-sessions and the usage write answering with the spend state.
+    "deploy_c1b36fe_turn_auto_continue_second_run", "deploy_c1b36fe_turn_stop_during_tool",
+    "deploy_c1b36fe_turn_sub_session_child", "deploy_c1b36fe_turn_sub_session_parent",
+    "deploy_c1b36fe_turn_tool_round",
     # Recorded on the deploy before the allowed tools travelled in the turn's input and before the
     # workflow called activities through their interfaces: such runs in flight still replay.
     "previous_deploy_turn_tool_round", "previous_deploy_turn_sub_session_parent",
