@@ -2,24 +2,20 @@
 
 import asyncio
 import logging
-from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from typing import AsyncIterator
 
 import httpx
 from redis.asyncio import Redis
 
 from api.auth import issue_token
-from api.main import create_app
 from billing import credits
 from billing.spend import SpendWindows, daily_reset, reset_count_key, weekly_reset, window_key
 from database import session_maker
 from local.stack.process import free_port
 from stream_relay.connection import redis_client
-from tests.support.extra_tools import TEST_TOOLS
 from tests.support.helpers import db_rows, marker, new_session, send
 from tests.support.scripted_model import text_reply
-from tests.support.servers import serve, shutdown
+from tests.support.servers import api_with
 from tests.support.users import make_user
 
 RESET = "/api/chat/usage/reset"
@@ -99,18 +95,6 @@ async def ledger(settings, user_id: str) -> list[int]:
 
 def error_code(response: httpx.Response) -> str:
     return response.json()["error"]["code"]
-
-
-@asynccontextmanager
-async def api_with(settings, **changes) -> AsyncIterator[httpx.AsyncClient]:
-    """The API on other settings, beside the shared one."""
-    port = free_port()
-    server, task = await serve(create_app(settings.model_copy(update=changes), TEST_TOOLS), port)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
-    finally:
-        await shutdown(server, task)
 
 
 async def test_paying_to_reset_the_daily_window(http, settings):
