@@ -46,7 +46,10 @@ class Settings(BaseSettings):
     offline_model_url: str = "http://127.0.0.1:8001/v1"
     fast_model: str = "anthropic/claude-sonnet-4"
     thinking_model: str = "anthropic/claude-sonnet-4"
-    reasoning_max_tokens: int = Field(default=8192, ge=0)
+    # Reasoning budget on Anthropic routes (never sent elsewhere); 0 = off.
+    reasoning_max_tokens: int = Field(default=8192, ge=0, le=128_000)
+    # How long Anthropic keeps the cached prompt prefix (system prompt and tools); "1h" needs a beta header.
+    prompt_cache_ttl: Literal["5m", "1h"] = "1h"
     # The most one model round may produce (reasoning included), sent with every request.
     model_max_tokens: int = Field(default=32_768, ge=256)
 

@@ -16,14 +16,36 @@ from models import keys, ui_stream
 from models.turn import ModelMessage, RoundRequest, RoundResult, Usage
 from settings import Settings
 from stream_relay.publisher import RoundParts, StreamClosed, StreamFull, StreamPublisher, StreamWriter
-from stream_relay.round_assembler import RoundAssembler, reasoning_text, usage_from_chunk
+from stream_relay.round_assembler import ReasoningDelta, RoundAssembler, reasoning_delta, usage_from_chunk
 from tools.registry import ToolCatalog, tool_schemas
 
 log = logging.getLogger(__name__)
 
 
+# Anthropic needs this beta to keep a cached prefix for an hour; its default five minutes needs none.
+EXTENDED_CACHE_TTL_BETA = "extended-cache-ttl-2025-04-11"
+
+
 def is_anthropic_route(model: str) -> bool:
-    return model.startswith("anthropic/")
+    """OpenRouter's `anthropic/...`, Bedrock's `anthropic.claude-...` and bare `claude-...` ids alike."""
+    model = model.lower()
+    return "claude" in model or model.startswith("anthropic")
+
+
+def anthropic_extras(settings: Settings, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+                     extra_body: dict[str, Any]) -> dict[str, str]:
+    """Adds the reasoning budget and prompt-cache markers in place; returns the headers they need."""
+    if settings.reasoning_max_tokens > 0:
+        extra_body["reasoning"] = {"max_tokens": settings.reasoning_max_tokens}
+    # Prompt caching: the system prompt and the tool schemas are the stable prefix.
+    marker = {"type": "ephemeral", "ttl": settings.prompt_cache_ttl}
+    if messages and messages[0]["role"] == "system":
+        messages[0] = {**messages[0], "content": [
+            {"type": "text", "text": messages[0]["content"], "cache_control": marker}
+        ]}
+    if tools:
+        tools[-1] = {**tools[-1], "cache_control": marker}
+    return {"anthropic-beta": EXTENDED_CACHE_TTL_BETA} if settings.prompt_cache_ttl == "1h" else {}
 
 
 def build_request(settings: Settings, request: RoundRequest, history: list[ModelMessage],
@@ -33,20 +55,13 @@ def build_request(settings: Settings, request: RoundRequest, history: list[Model
     messages = [m.to_openai() for m in history]
     tools = tool_schemas(catalog, request.allowed_tools)
     extra_body: dict[str, Any] = {"usage": {"include": True}}
-    if is_anthropic_route(model):
-        if settings.reasoning_max_tokens > 0:
-            extra_body["reasoning"] = {"max_tokens": settings.reasoning_max_tokens}
-        # Prompt caching: the system prompt and the tool schemas are the stable prefix.
-        if messages and messages[0]["role"] == "system":
-            messages[0] = {**messages[0], "content": [
-                {"type": "text", "text": messages[0]["content"], "cache_control": {"type": "ephemeral"}}
-            ]}
-        if tools:
-            tools[-1] = {**tools[-1], "cache_control": {"type": "ephemeral"}}
+    headers = anthropic_extras(settings, messages, tools, extra_body) if is_anthropic_route(model) else {}
     body: dict[str, Any] = {
         "model": model, "messages": messages, "stream": True, "max_tokens": settings.model_max_tokens,
         "stream_options": {"include_usage": True}, "extra_body": extra_body,
     }
+    if headers:
+        body["extra_headers"] = headers
     if tools:
         body["tools"] = tools
     return body
@@ -96,6 +111,7 @@ class ModelActivities:
         batcher = RoundParts(self.writer, request.stream_key)
         body = build_request(self.settings, request, await self.context.history(request.session_id), self.tools)
         usage, finish_reason = Usage(), None
+        malformed_reasoning_logged = False
         try:
             async with heartbeating():
                 stream = await self.client.chat.completions.create(**body)
@@ -105,9 +121,14 @@ class ModelActivities:
                         usage = usage_from_chunk(chunk.usage)
                     for choice in chunk.choices:
                         delta = choice.delta
-                        reasoning = reasoning_text(delta.model_extra or {}) if delta is not None else ""
-                        if reasoning:
-                            parts += assembler.on_reasoning(reasoning)
+                        reasoning = reasoning_delta(delta.model_extra or {}) if delta is not None else ReasoningDelta()
+                        if reasoning.malformed and not malformed_reasoning_logged:
+                            # Once per round: a provider that sends it wrong sends it wrong on every chunk.
+                            log.warning("malformed reasoning_details ignored: session=%s round=%s (%s)",
+                                        request.session_id, request.round_index, reasoning.malformed)
+                            malformed_reasoning_logged = True
+                        if reasoning.text:
+                            parts += assembler.on_reasoning(reasoning.text)
                         if delta is not None and delta.content:
                             parts += assembler.on_text(delta.content)
                         for fragment in (delta.tool_calls or []) if delta is not None else []:

@@ -13,27 +13,61 @@ from typing import Any, Optional
 from models import ui_stream
 from models.turn import ToolCall, Usage
 
+# `reasoning_details` entry types a person can read, and the field that holds their text. An entry
+# with no type is text; an encrypted entry (or a type we do not know) is never shown.
+_READABLE_DETAILS = {None: "text", "text": "text", "summary": "summary"}
 
-def reasoning_text(delta_extra: dict[str, Any]) -> str:
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    text: str = ""
+    # What was wrong with `reasoning_details` (type names only, never content), when something was.
+    malformed: Optional[str] = None
+
+
+def _detail_text(entry: Any) -> tuple[str, Optional[str]]:
+    """One `reasoning_details` entry: its readable text, and what is wrong with it if it is malformed."""
+    if not isinstance(entry, dict):
+        return "", f"an entry is {type(entry).__name__}"
+    kind = entry.get("type")
+    if kind is not None and not isinstance(kind, str):
+        return "", f"an entry's type is {type(kind).__name__}"
+    field_name = _READABLE_DETAILS.get(kind.removeprefix("reasoning.") if kind else None)
+    if field_name is None:
+        return "", None  # encrypted, or a type that may carry text not meant for people
+    value = entry.get(field_name)
+    if value is not None and not isinstance(value, str):
+        return "", f"an entry's {field_name} is {type(value).__name__}"
+    return value or "", None
+
+
+def reasoning_delta(delta_extra: dict[str, Any]) -> ReasoningDelta:
     """Reasoning from the three shapes providers send, in priority order.
 
-    `reasoning` (string), `reasoning_content` (string), or `reasoning_details` (entries of type
-    text or summary; encrypted entries carry nothing a person can read and are skipped).
+    `reasoning` (string), `reasoning_content` (string), or `reasoning_details` (a list of entries
+    of type text or summary). A malformed `reasoning_details` never fails the round: what can be
+    read is kept, the rest is reported in `malformed` for the caller to log once.
     """
     for key in ("reasoning", "reasoning_content"):
         value = delta_extra.get(key)
         if isinstance(value, str) and value:
-            return value
-    pieces = []
-    for entry in delta_extra.get("reasoning_details") or []:
-        if not isinstance(entry, dict):
-            continue
-        kind = str(entry.get("type", "")).removeprefix("reasoning.")
-        if kind == "text" and isinstance(entry.get("text"), str):
-            pieces.append(entry["text"])
-        elif kind == "summary" and isinstance(entry.get("summary"), str):
-            pieces.append(entry["summary"])
-    return "".join(pieces)
+            return ReasoningDelta(value)
+    details = delta_extra.get("reasoning_details")
+    if details is None:
+        return ReasoningDelta()
+    if not isinstance(details, list):
+        return ReasoningDelta(malformed=f"reasoning_details is {type(details).__name__}, not a list")
+    pieces, problems = [], []
+    for entry in details:
+        text, problem = _detail_text(entry)
+        pieces.append(text)
+        if problem:
+            problems.append(problem)
+    return ReasoningDelta("".join(pieces), "; ".join(sorted(set(problems))) or None)
+
+
+def reasoning_text(delta_extra: dict[str, Any]) -> str:
+    return reasoning_delta(delta_extra).text
 
 
 # No single model round costs this much (USD): a figure above it is a provider fault, not spend.
@@ -51,17 +85,38 @@ def cost_microdollars(cost: Any) -> Optional[int]:
     return round(cost * 1_000_000)
 
 
+def _token_count(value: Any) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def cache_write_tokens(usage: Any) -> int:
+    """Prompt tokens written to the provider's cache, from the first place that reports them: the
+    typed `prompt_tokens_details.cache_write_tokens` of the pinned `openai` client, then
+    `cache_write_tokens`, then Anthropic's own `cache_creation_input_tokens` (each in the extra
+    fields of the details or of the usage)."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    typed = _token_count(getattr(details, "cache_write_tokens", None))
+    if typed is not None:
+        return typed
+    extras = [getattr(details, "model_extra", None) or {}, getattr(usage, "model_extra", None) or {}]
+    for name in ("cache_write_tokens", "cache_creation_input_tokens"):
+        for extra in extras:
+            found = _token_count(extra.get(name))
+            if found is not None:
+                return found
+    return 0
+
+
 def usage_from_chunk(usage: Any) -> Usage:
     """Token counts and the provider-reported cost (OpenRouter's `usage.cost`, in USD)."""
     extra = getattr(usage, "model_extra", None) or {}
     details = getattr(usage, "prompt_tokens_details", None)
-    details_extra = (getattr(details, "model_extra", None) or {}) if details is not None else {}
     cost = extra.get("cost")
     return Usage(
         prompt_tokens=usage.prompt_tokens or 0,
         completion_tokens=usage.completion_tokens or 0,
         cache_read_tokens=(getattr(details, "cached_tokens", None) or 0) if details is not None else 0,
-        cache_write_tokens=int(details_extra.get("cache_write_tokens") or 0),
+        cache_write_tokens=cache_write_tokens(usage),
         cost_microdollars=cost_microdollars(cost),
     )
 

@@ -22,8 +22,9 @@ def test_anthropic_routes_get_reasoning_budget_and_cache_markers(settings):
     body = build_request(anthropic, round_request(), HISTORY, DEFAULT_TOOLS)
     assert body["extra_body"] == {"usage": {"include": True}, "reasoning": {"max_tokens": 8192}}
     assert body["max_tokens"] == anthropic.model_max_tokens > 8192  # every round is bounded, reasoning included
-    assert body["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
-    assert body["tools"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert body["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    assert body["tools"][-1]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    assert body["extra_headers"] == {"anthropic-beta": "extended-cache-ttl-2025-04-11"}
     assert "cache_control" not in body["messages"][1]
 
 
@@ -35,6 +36,7 @@ def test_reasoning_off_and_other_providers_get_no_extras(settings):
     assert other["extra_body"] == {"usage": {"include": True}}
     assert other["messages"][0] == {"role": "system", "content": "sys"}
     assert all("cache_control" not in tool for tool in other["tools"])
+    assert "extra_headers" not in other
 
 
 async def test_the_provider_really_receives_usage_accounting(http, user, scripted):

@@ -51,12 +51,17 @@ def tool_call_reply(name: str, arguments: dict, call_id: Optional[str] = None, c
 class ScriptedModel:
     scripts: dict[str, list[Reply]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)  # of each request, in the same order
 
     def script(self, marker: str, *replies: Reply) -> None:
         self.scripts[marker] = list(replies)
 
     def requests_for(self, marker: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if marker in _first_user_text(r)]
+
+    def headers_for(self, marker: str) -> list[dict[str, str]]:
+        """The HTTP headers (names in lower case) of the requests `requests_for` returns."""
+        return [h for r, h in zip(self.requests, self.headers) if marker in _first_user_text(r)]
 
     def _next_reply(self, body: dict[str, Any]) -> Reply:
         text = _first_user_text(body)
@@ -93,6 +98,7 @@ def create_app(model: ScriptedModel) -> FastAPI:
     async def chat_completions(request: Request):
         body = await request.json()
         model.requests.append(body)
+        model.headers.append(dict(request.headers))
         reply = model._next_reply(body)
         if isinstance(reply, Fail):
             return JSONResponse({"error": {"message": reply.message, "code": reply.status}}, status_code=reply.status)
