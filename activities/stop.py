@@ -10,7 +10,7 @@ from temporalio import activity
 from activities.store import insert_rows
 from models import keys, ui_stream
 from models.turn import STOP_MARKER, NewMessageRow, StopRequest
-from stream_relay.publisher import PART_FIELD, StreamPublisher
+from stream_relay.publisher import PART_FIELD, StreamPublisher, open_turn_stream
 
 STOPPED_RESULT = json.dumps({"error": STOP_MARKER})
 
@@ -41,7 +41,12 @@ class StopActivities:
 
     @activity.defn
     async def record_stop(self, request: StopRequest) -> None:
-        rows: list[NewMessageRow] = []
+        # Stopped during the first writes: the opening messages are kept and the stream opened.
+        rows = [NewMessageRow(key=keys.user_row(m.message_id), role="user", content=m.content)
+                for m in request.unrecorded_messages]
+        if request.unrecorded_messages:
+            await open_turn_stream(self.redis, self.retention_seconds, request.session_id, request.turn_id,
+                                   request.stream_key)
         finished = request.finished_tool_results
         if not request.open_tool_calls and not finished:
             # Stopped while the model was answering: keep what it had said. (If the round had

@@ -3,10 +3,8 @@
 from redis.asyncio import Redis
 from temporalio import activity
 
-from models import ui_stream
 from models.turn import OpenStreamRequest, PublishRequest
-from stream_relay.keys import latest_turn_key
-from stream_relay.publisher import StreamPublisher
+from stream_relay.publisher import StreamPublisher, open_turn_stream
 
 
 class StreamActivities:
@@ -26,7 +24,5 @@ class StreamActivities:
 
     @activity.defn
     async def open_stream(self, request: OpenStreamRequest) -> None:
-        """Points the session at this turn's stream (for re-attaching clients) and starts it."""
-        await self.redis.set(latest_turn_key(request.session_id), request.turn_id, ex=self.retention_seconds)
-        publisher = StreamPublisher(self.redis, request.stream_key, self.retention_seconds)
-        await publisher.publish_once("start", [ui_stream.start(request.turn_id)])
+        await open_turn_stream(self.redis, self.retention_seconds, request.session_id, request.turn_id,
+                               request.stream_key)

@@ -305,3 +305,5 @@ class StopRequest(BaseModel):
     open_tool_calls: list[ToolCall]
     finished_tool_results: list[ToolResult] = Field(default_factory=list)
     continues: bool = False
+    # Stopped before the opening messages were stored (and the stream opened): stored here.
+    unrecorded_messages: list[IncomingMessage] = Field(default_factory=list)

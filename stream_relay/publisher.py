@@ -7,7 +7,7 @@ from typing import Any, Iterable
 from redis.asyncio import Redis
 
 from models import ui_stream
-from stream_relay.keys import closed_key, publish_dedup_key
+from stream_relay.keys import closed_key, latest_turn_key, publish_dedup_key
 
 PART_FIELD = "part"
 END_FIELD = "end"
@@ -106,6 +106,12 @@ class StreamPublisher:
         if closers:
             await self.publish(*closers)
         return len(closers)
+
+
+async def open_turn_stream(redis: Redis, retention_seconds: int, session_id: str, turn_id: str, stream_key: str) -> None:
+    """Points the session at this turn's stream (for re-attaching clients) and starts it (once)."""
+    await redis.set(latest_turn_key(session_id), turn_id, ex=retention_seconds)
+    await StreamPublisher(redis, stream_key, retention_seconds).publish_once("start", [ui_stream.start(turn_id)])
 
 
 class StreamWriter:

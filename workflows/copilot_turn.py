@@ -78,8 +78,15 @@ QUICK = dict(start_to_close_timeout=timedelta(seconds=30), retry_policy=RetryPol
 # Short idempotent writes (rows keyed per turn, parts deduplicated) run as local activities: in the
 # worker that runs the workflow task, with no round trip through the server's task queue. That
 # is most of the time between `POST .../stream` and the model call, and between two rounds.
-LOCAL = dict(start_to_close_timeout=timedelta(seconds=10), retry_policy=RetryPolicy(
-    maximum_interval=timedelta(seconds=5), maximum_attempts=BOOKKEEPING_ATTEMPTS))
+# While a local activity runs, the worker holds the workflow task open, and nothing reaches the
+# workflow (a Stop, a follow-up, a query) until the task completes or heartbeats: so each
+# back-off between attempts is a workflow timer (local_retry_threshold), and the task heartbeats
+# often (TURN_TASK_TIMEOUT). A write normally takes milliseconds; one that hangs ends at 5 s.
+LOCAL = dict(start_to_close_timeout=timedelta(seconds=5), local_retry_threshold=timedelta(milliseconds=1),
+             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5), maximum_attempts=BOOKKEEPING_ATTEMPTS))
+# The worker heartbeats a workflow task held open by a local activity at 80% of this, which is
+# how long a Stop can wait behind a slow write at most.
+TURN_TASK_TIMEOUT = timedelta(seconds=4)
 BOOKKEEPING_FAILED_TEXT = ("This turn could not be saved and has ended; part of it may be missing from the "
                            "conversation. Please send your message again in a moment.")
 # A tool call is retried only when its attempt was lost (a dead worker, a missed heartbeat), and
@@ -139,6 +146,7 @@ class CopilotTurnWorkflow:
         # Every sub-session this turn handed work to (started, or queued into): Stop reaches them.
         self._sub_sessions: list[str] = []
         self._sub_session_calls = 0
+        self._unrecorded_opening: list[IncomingMessage] = []
         self._allowed_tools = (list(input.allowed_tools) if input.allowed_tools is not None
                                else input.tool_filter.allowed(TOOLS_BEFORE_ALLOWED_TOOLS_INPUT))
 
@@ -226,18 +234,24 @@ class CopilotTurnWorkflow:
             tool_calls=self._tool_calls, error=BOOKKEEPING_FAILED_TEXT))
 
     async def _run_turn(self, input: TurnInput, stream_key: str, opening: list[IncomingMessage]) -> TurnResult:
-        await asyncio.gather(
-            workflow.execute_local_activity(
-                act.open_stream,
-                OpenStreamRequest(session_id=input.session_id, turn_id=self._turn_id, stream_key=stream_key), **LOCAL,
-            ),
-            workflow.execute_local_activity(
-                act.begin_turn,
-                BeginTurnRequest(session_id=input.session_id, user_id=input.user_id, turn_id=self._turn_id,
-                                 stream_key=stream_key, messages=opening), **LOCAL,
-            ),
-        )
         usage, final_text, closing_text, error = Usage(), "", None, None
+        self._unrecorded_opening = opening  # until begin_turn has stored them: a Stop then stores them
+        try:
+            await self._unless_stopped(asyncio.gather(
+                workflow.execute_local_activity(
+                    act.open_stream,
+                    OpenStreamRequest(session_id=input.session_id, turn_id=self._turn_id, stream_key=stream_key),
+                    **LOCAL,
+                ),
+                workflow.execute_local_activity(
+                    act.begin_turn,
+                    BeginTurnRequest(session_id=input.session_id, user_id=input.user_id, turn_id=self._turn_id,
+                                     stream_key=stream_key, messages=opening), **LOCAL,
+                ),
+            ))
+        except TurnStopped:
+            return await self._stopped(input, stream_key, usage)
+        self._unrecorded_opening = []
         # A fresh turn's first round was checked by the API; a sub-session's or an auto-continued
         # turn's was not.
         spend = await self._check_spend() if input.carried_messages and workflow.patched(SPEND_CHECK_PATCH) else None
@@ -258,8 +272,8 @@ class CopilotTurnWorkflow:
                     # Tools ran, then the model only thought: close with words, never with silence.
                     result = result.model_copy(update={"text": EMPTY_ANSWER_TEXT})
                     closing_text = EMPTY_ANSWER_TEXT
-                _, spend = await asyncio.gather(self._record(round_messages(round_index, result)),
-                                                self._record_usage(round_index, result))
+                _, spend = await self._unless_stopped(asyncio.gather(self._record(round_messages(round_index, result)),
+                                                                     self._record_usage(round_index, result)))
                 if not result.tool_calls:
                     final_text = result.text
                     break
@@ -280,12 +294,7 @@ class CopilotTurnWorkflow:
                 final_text = closing_text = ROUND_CAP_TEXT
                 await self._record([NewMessageRow(key=keys.ROUND_CAP_ROW, role="assistant", content=ROUND_CAP_TEXT)])
         except TurnStopped:
-            self._set_status("stopped")
-            if self._sub_sessions and workflow.patched(STOP_SUB_SESSIONS_PATCH):
-                await self._stop_sub_sessions()
-            await self._record_stop(stream_key)
-            return await self._end(input, TurnResult(
-                turn_id=self._turn_id, status="stopped", text="", rounds=self._round, usage=usage))
+            return await self._stopped(input, stream_key, usage)
 
         # The outcome is known before the stream closes, so a reader that saw `finish` never
         # finds the session still "running".
@@ -294,6 +303,14 @@ class CopilotTurnWorkflow:
         return await self._end(input, TurnResult(
             turn_id=self._turn_id, status=self._status, text=final_text, rounds=self._round, usage=usage,
             tool_calls=self._tool_calls, error=error))
+
+    async def _stopped(self, input: TurnInput, stream_key: str, usage: Usage) -> TurnResult:
+        self._set_status("stopped")
+        if self._sub_sessions and workflow.patched(STOP_SUB_SESSIONS_PATCH):
+            await self._stop_sub_sessions()
+        await self._record_stop(stream_key)
+        return await self._end(input, TurnResult(
+            turn_id=self._turn_id, status="stopped", text="", rounds=self._round, usage=usage))
 
     def _set_status(self, status: TurnStatus) -> None:
         self._status = status
@@ -398,7 +415,7 @@ class CopilotTurnWorkflow:
         child_input = prepared.child_input.model_copy(update={"carried_messages": [prepared.message]})
         try:
             await workflow.start_child_workflow(
-                CopilotTurnWorkflow.run, child_input, id=turn_workflow_id(sub_id),
+                CopilotTurnWorkflow.run, child_input, id=turn_workflow_id(sub_id), task_timeout=TURN_TASK_TIMEOUT,
                 parent_close_policy=ParentClosePolicy.ABANDON, memo={"title": prepared.title},
                 search_attributes=TypedSearchAttributes([
                     SearchAttributePair(search_attributes.USER_ID, self._input.user_id),
@@ -444,7 +461,7 @@ class CopilotTurnWorkflow:
                         open_tool_calls=[c for c in self._open_calls if c.id not in self._round_results],
                         finished_tool_results=[self._round_results[c.id] for c in self._open_calls
                                                if c.id in self._round_results],
-                        continues=bool(self._pending)),
+                        continues=bool(self._pending), unrecorded_messages=self._unrecorded_opening),
             **QUICK,
         )
 

@@ -34,7 +34,7 @@ from models.turn import (
 )
 from settings import Settings
 from workflows import search_attributes
-from workflows.copilot_turn import CopilotTurnWorkflow, turn_workflow_id
+from workflows.copilot_turn import TURN_TASK_TIMEOUT, CopilotTurnWorkflow, turn_workflow_id
 
 CLOSING_RETRIES = 250  # x 20 ms: a closing turn finishes its last activity well within this
 TURN_CLOSING = "turn_closing: the previous turn is still finishing."
@@ -120,6 +120,7 @@ async def submit_message(client: Client, settings: Settings, input: TurnInput, m
         return WithStartWorkflowOperation(
             CopilotTurnWorkflow.run, input, id=turn_workflow_id(session_id), task_queue=settings.temporal_task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, memo={"title": title},
+            task_timeout=TURN_TASK_TIMEOUT,
             search_attributes=search_attributes_for(input),
         )
 
@@ -152,7 +153,14 @@ async def running_turn_state(client: Client, session_id: str) -> Optional[TurnSt
         description = await handle.describe()
         if description.status != WorkflowExecutionStatus.RUNNING:
             return None
-        state = await handle.query(CopilotTurnWorkflow.state, rpc_timeout=timedelta(seconds=5))
+        try:
+            state = await handle.query(CopilotTurnWorkflow.state, rpc_timeout=timedelta(seconds=5))
+        except RPCError as failure:
+            if failure.status != RPCStatusCode.DEADLINE_EXCEEDED:
+                raise
+            # The turn is busy in a long write and cannot answer yet: it is running.
+            return TurnState(turn_id=description.run_id, status="running", round=0, buffer_length=0,
+                             max_buffer_length=0, pending=[])
         # A turn that has decided its outcome is only closing its stream: the session is idle.
         return state if state.status == "running" or state.buffer_length else None
     except RPCError as failure:
