@@ -40,6 +40,16 @@ WORKFLOWS = [CopilotTurnWorkflow, SubscriptionWorkflow]
 # stub of `activities.interfaces` once (tests/unit/test_activity_interfaces.py checks it).
 ACTIVITY_CLASSES = [ModelActivities, StoreActivities, StopActivities, StreamActivities, ToolActivities,
                     SubSessionActivities, UsageActivities, AccountActivities, StripeActivities]
+# The SDK's activity worker writes every activity's whole result (model text, tool output) at DEBUG:
+# held at INFO, a root logger turned to DEBUG still writes ids, never content
+# (tests/e2e/test_logs_hold_no_content.py runs at DEBUG).
+PAYLOAD_LOGGERS = ("temporalio.worker._activity",)
+
+
+def hold_payload_loggers_at_info() -> None:
+    for name in PAYLOAD_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.level, logging.INFO))
 
 
 def activity_methods(implementation: object) -> list:
@@ -64,6 +74,7 @@ def offered_tools(settings: Settings, tools: ToolCatalog) -> ToolCatalog:
 def build_worker(client: Client, settings: Settings, tools: ToolCatalog = DEFAULT_TOOLS) -> Worker:
     """The worker and what it registers. `tools` is the catalogue its tool and model activities
     serve; the API that starts turns for this worker must be given the same one."""
+    hold_payload_loggers_at_info()
     redis = redis_client(settings.redis_url)
     sessions = session_maker(settings.database_url)
     model = ModelActivities(settings, redis, ContextCache(sessions), offered_tools(settings, tools))
