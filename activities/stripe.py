@@ -104,10 +104,13 @@ class StripeActivities:
         except stripe.StripeError as error:
             raise _as_failure(error, "subscription lookup") from None
         item = live["items"]["data"][0]
+        # Newer Stripe API versions keep the period on the item, older ones on the subscription.
+        period_start = item.get("current_period_start") or live.get("current_period_start")
         period_end = item.get("current_period_end") or live.get("current_period_end")
         return StripeBilling(subscription=StripeSubscription(
             id=live["id"], item_id=item["id"], status=live["status"], tier=self._tier(_price_id(item)),
-            current_period_end=_timestamp(period_end), cancel_at_period_end=bool(live.get("cancel_at_period_end")),
+            current_period_end=_timestamp(period_end), current_period_start=_timestamp(period_start),
+            cancel_at_period_end=bool(live.get("cancel_at_period_end")),
             schedule=schedule))
 
     def _schedule(self, schedule: dict[str, Any]) -> StripeSchedule:

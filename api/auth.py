@@ -2,13 +2,14 @@
 
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Optional
 
 import jwt
 from fastapi import Depends, Request
 
 from api.deps import SettingsDep
 from api.errors import ApiError
+from models.text import unstorable
 
 ALGORITHM = "HS256"
 
@@ -17,18 +18,29 @@ ALGORITHM = "HS256"
 class AuthenticatedUser:
     id: str
     is_admin: bool
+    email: Optional[str] = None  # the token's `email` claim, when it is one
 
 
 def issue_token(secret: str, user_id: str, role: str = "user", ttl_seconds: int = 30 * 24 * 3600,
-                issuer: str = "", audience: str = "") -> str:
+                issuer: str = "", audience: str = "", email: str = "") -> str:
     """A token `current_user` accepts: pass the server's JWT_ISSUER / JWT_AUDIENCE when they are set."""
     now = int(time.time())
     claims: dict[str, object] = {"sub": user_id, "role": role, "iat": now, "exp": now + ttl_seconds}
+    if email:
+        claims["email"] = email
     if issuer:
         claims["iss"] = issuer
     if audience:
         claims["aud"] = audience
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def _email(claims: dict) -> Optional[str]:
+    """Shown to operators only: a claim that cannot be an address is dropped, never a reason to refuse the token."""
+    email = claims.get("email")
+    if isinstance(email, str) and 3 <= len(email) <= 320 and "@" in email and not unstorable(email):
+        return email
+    return None
 
 
 def _unauthorized(message: str) -> ApiError:
@@ -53,7 +65,7 @@ def current_user(request: Request, settings: SettingsDep) -> AuthenticatedUser:
     user_id = claims.get("sub")
     if not isinstance(user_id, str) or not user_id or len(user_id) > 128:
         raise _unauthorized("The token names no user.")
-    return AuthenticatedUser(id=user_id, is_admin=claims.get("role") == "admin")
+    return AuthenticatedUser(id=user_id, is_admin=claims.get("role") == "admin", email=_email(claims))
 
 
 CurrentUser = Annotated[AuthenticatedUser, Depends(current_user)]

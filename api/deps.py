@@ -1,5 +1,6 @@
 """Dependencies shared by the routers: settings and the clients the app opened at start-up."""
 
+from datetime import datetime, timezone
 from typing import Annotated, AsyncIterator
 
 from fastapi import Depends, Request
@@ -38,6 +39,11 @@ def get_storage(request: Request) -> WorkspaceStorage:
     return request.app.state.storage
 
 
+def get_now() -> datetime:
+    """The time a request is answered at; a test sets it with `app.dependency_overrides[get_now]`."""
+    return datetime.now(timezone.utc)
+
+
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.sessions() as db:
         yield db
@@ -50,3 +56,4 @@ RedisDep = Annotated[Redis, Depends(get_redis)]
 DbDep = Annotated[AsyncSession, Depends(get_db)]
 SessionMakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_maker)]
 StorageDep = Annotated[WorkspaceStorage, Depends(get_storage)]
+NowDep = Annotated[datetime, Depends(get_now)]

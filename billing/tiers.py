@@ -28,6 +28,18 @@ def classify_change(current: Tier, target: SelfServiceTier, has_subscription: bo
     return "upgrade" if rank(target) > rank(current) else "downgrade"
 
 
+def proration_credit_cents(monthly_cost_cents: int, period_start: Optional[datetime],
+                           period_end: Optional[datetime], now: datetime) -> int:
+    """The unused part of the current period's price, which an upgrade (prorated at once) credits
+    against the new price: the cost times the share of the period still to come, to the nearest
+    cent. 0 with no paid period (FREE, or a paid tier granted without Stripe)."""
+    if monthly_cost_cents <= 0 or period_start is None or period_end is None or period_end <= period_start:
+        return 0
+    length = int((period_end - period_start).total_seconds())
+    unused = min(max(int((period_end - now).total_seconds()), 0), length)
+    return (monthly_cost_cents * unused * 2 + length) // (2 * length)
+
+
 def pending_change(subscription: Optional[StripeSubscription],
                    current: Tier) -> tuple[Optional[SelfServiceTier], Optional[datetime]]:
     """The change Stripe will make on its own later: a cancellation at the period end, or the

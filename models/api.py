@@ -160,13 +160,21 @@ class WindowPublic(BaseModel):
     resets_at: datetime
 
 
+class MonthlySpendPublic(BaseModel):
+    credits_spent: int = Field(ge=0, description="What the model rounds of this calendar month (UTC) cost, in "
+                                                 "credits (1 credit = 1 cent; the month's total, rounded to the "
+                                                 "nearest credit).")
+    month_start: datetime = Field(description="00:00 UTC on the first day of this month.")
+
+
 class UsagePublic(BaseModel):
-    """Spend as a user sees it: percentages only, never raw amounts or limits."""
+    """Spend as a user sees it: percentages and credits only, never raw amounts or limits."""
 
     daily: Optional[WindowPublic] = Field(description="null when the window has no limit")
     weekly: Optional[WindowPublic]
     tier: str
     reset_cost: int = Field(description="Credits to reset the daily window; 0 when resets are off.")
+    monthly_spend: MonthlySpendPublic
 
 
 class UsageResetResponse(BaseModel):
@@ -178,6 +186,8 @@ class UsageResetResponse(BaseModel):
 
 class AdminUsage(BaseModel):
     user_id: str
+    user_email: Optional[str] = Field(default=None, description="The email the user's token carried; null when "
+                                                                "none is known.")
     tier: str
     daily_cost_limit_microdollars: int
     daily_cost_used_microdollars: int
@@ -205,6 +215,9 @@ class SubscriptionStatus(BaseModel):
     tier: Tier
     monthly_cost: int = Field(description="What the current tier costs a month, in cents.")
     tier_costs: dict[str, int] = Field(description="Monthly cost of each self-service tier, in cents.")
+    proration_credit_cents: int = Field(ge=0, description="The unused part of the current paid period, in cents, "
+                                                          "that an upgrade (prorated at once) credits; 0 on FREE or "
+                                                          "a tier with no Stripe subscription.")
     pending_tier: Optional[SelfServiceTier] = None
     pending_tier_effective_at: Optional[datetime] = Field(
         default=None, description="When the pending change takes effect (the end of the current period).")

@@ -25,6 +25,8 @@ class User(SQLModel, table=True):
     tier: str = Field(default="FREE", max_length=16)
     stripe_customer_id: Optional[str] = Field(
         default=None, sa_column=Column(String(255), nullable=True, unique=True))
+    # From the token's `email` claim when it carries one (the admin usage view shows it); else null.
+    email: Optional[str] = Field(default=None, max_length=320)
     created_at: datetime = _timestamp()
 
 

@@ -32,6 +32,9 @@ class SubscriptionState(BaseModel):
     pending_tier: Optional[SelfServiceTier] = None
     pending_tier_effective_at: Optional[datetime] = None
     payment_failed_at: Optional[datetime] = None
+    # The live subscription's current billing period, as last read from Stripe (none: no subscription).
+    current_period_start: Optional[datetime] = None
+    current_period_end: Optional[datetime] = None
     # Times at which to look at Stripe again in case a webhook never arrives.
     reconcile_at: list[datetime] = Field(default_factory=list)
     operations: int = 0  # numbers each change, for its Stripe idempotency keys
@@ -66,6 +69,8 @@ class SubscriptionView(BaseModel):
     payment_failed_at: Optional[datetime] = None
     url: str = ""
     events_handled: int = 0
+    current_period_start: Optional[datetime] = None
+    current_period_end: Optional[datetime] = None
 
 
 # --- Activities -------------------------------------------------------------------------------
@@ -109,6 +114,7 @@ class StripeSubscription(BaseModel):
     status: str
     tier: Optional[Tier] = None  # None: a price that maps to no tier
     current_period_end: datetime
+    current_period_start: Optional[datetime] = None  # optional: histories recorded before it was read lack it
     cancel_at_period_end: bool = False
     schedule: Optional[StripeSchedule] = None
 

@@ -199,9 +199,13 @@ class SubscriptionWorkflow:
         self._state.stripe_customer_id = self._state.stripe_customer_id or account.stripe_customer_id
         if not self._state.stripe_customer_id:
             self._state.pending_tier = self._state.pending_tier_effective_at = None
+            self._state.current_period_start = self._state.current_period_end = None
             return None
         billing = await workflow.execute_activity(act.fetch_stripe_billing, self._state.stripe_customer_id, **STRIPE)
         subscription = billing.subscription
+        # Set before the tier is written, so a status read once the tier shows has the period too.
+        self._state.current_period_start = subscription.current_period_start if subscription else None
+        self._state.current_period_end = subscription.current_period_end if subscription else None
         paid_tier: Optional[Tier] = None
         if subscription is not None and subscription.tier is not None:
             paid_tier = subscription.tier
@@ -252,4 +256,5 @@ class SubscriptionWorkflow:
         return SubscriptionView(
             tier=self._state.tier, pending_tier=self._state.pending_tier,
             pending_tier_effective_at=self._state.pending_tier_effective_at,
-            payment_failed_at=self._state.payment_failed_at, url=url, events_handled=self._state.events_handled)
+            payment_failed_at=self._state.payment_failed_at, url=url, events_handled=self._state.events_handled,
+            current_period_start=self._state.current_period_start, current_period_end=self._state.current_period_end)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 from api.auth import AuthenticatedUser, current_user
 from api.deps import DbDep, RedisDep, SettingsDep
 from api.errors import ApiError
-from billing.accounts import set_tier, user_tier
+from billing.accounts import set_tier, user_email, user_tier
 from billing.spend import SpendWindows
 from models.api import AdminResetRequest, AdminUsage, ErrorResponse, SetTierRequest
 
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/admin/users", tags=["admin"], dependencies=[Depe
 async def admin_usage(db, redis, settings, user_id: str) -> AdminUsage:
     tier = await user_tier(db, user_id)
     windows = await SpendWindows(redis, settings).usage(user_id, tier)
-    return AdminUsage(user_id=user_id, tier=tier,
+    return AdminUsage(user_id=user_id, user_email=await user_email(db, user_id), tier=tier,
                       daily_cost_limit_microdollars=windows["daily"].limit,
                       daily_cost_used_microdollars=windows["daily"].used,
                       weekly_cost_limit_microdollars=windows["weekly"].limit,

@@ -162,7 +162,7 @@ async def create_session(body: CreateSessionRequest, user: CurrentUser, db: DbDe
     metadata = dict(body.metadata)
     if body.tool_filter is not None:
         metadata["tool_filter"] = body.tool_filter.model_dump()
-    await open_account(db, user.id, settings.initial_credits)
+    await open_account(db, user.id, settings.initial_credits, email=user.email)
     return summary(await store.create_session(db, user.id, body.title, metadata))
 
 

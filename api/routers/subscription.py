@@ -1,15 +1,17 @@
 """/api/credits/subscription: the user's tier, changed only through their SubscriptionWorkflow."""
 
+from datetime import datetime
 from typing import Optional
 
 from fastapi import APIRouter
 
 from api.auth import CurrentUser
-from api.deps import DbDep, SettingsDep, TemporalDep
+from api.deps import DbDep, NowDep, SettingsDep, TemporalDep
 from api.errors import ApiError
 from billing.accounts import user_tier
 from billing.prices import tier_costs
 from billing.redirects import on_origin
+from billing.tiers import proration_credit_cents
 from models.api import ErrorResponse, SubscriptionStatus, SubscriptionTierRequest
 from models.subscription import SubscriptionView
 from settings import Settings
@@ -24,27 +26,31 @@ CHANGE_FAILURES = {
 }
 
 
-def status_of(settings: Settings, tier: str, view: Optional[SubscriptionView]) -> SubscriptionStatus:
+def status_of(settings: Settings, tier: str, view: Optional[SubscriptionView], now: datetime) -> SubscriptionStatus:
     costs = tier_costs(settings)
+    monthly_cost = costs.get(tier, 0)
+    proration = proration_credit_cents(monthly_cost, view.current_period_start, view.current_period_end,
+                                       now) if view else 0
     return SubscriptionStatus(
-        tier=tier, monthly_cost=costs.get(tier, 0), tier_costs=costs,
+        tier=tier, monthly_cost=monthly_cost, tier_costs=costs, proration_credit_cents=proration,
         pending_tier=view.pending_tier if view else None,
         pending_tier_effective_at=view.pending_tier_effective_at if view and view.pending_tier else None,
         url=view.url if view else "")
 
 
 @router.get("/subscription", response_model=SubscriptionStatus, responses={401: {"model": ErrorResponse}})
-async def get_subscription(user: CurrentUser, db: DbDep, temporal: TemporalDep,
-                           settings: SettingsDep) -> SubscriptionStatus:
-    """The tier from the database and the pending change from the workflow's state (no Stripe call)."""
-    return status_of(settings, await user_tier(db, user.id), await subscription_view(temporal, user.id))
+async def get_subscription(user: CurrentUser, db: DbDep, temporal: TemporalDep, settings: SettingsDep,
+                           now: NowDep) -> SubscriptionStatus:
+    """The tier from the database; the pending change and the billing period (for the proration
+    credit) from the workflow's state (no Stripe call)."""
+    return status_of(settings, await user_tier(db, user.id), await subscription_view(temporal, user.id), now)
 
 
 @router.post("/subscription", response_model=SubscriptionStatus, responses={
     401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
     502: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
 async def update_subscription(body: SubscriptionTierRequest, user: CurrentUser, temporal: TemporalDep,
-                              settings: SettingsDep) -> SubscriptionStatus:
+                              settings: SettingsDep, now: NowDep) -> SubscriptionStatus:
     """Upgrade (at once, prorated), downgrade (at the period end), cancel to FREE (at the period
     end), start a Checkout (FREE to paid: `url`), or, with the current tier, cancel what is pending."""
     if not settings.stripe_api_key:
@@ -59,4 +65,4 @@ async def update_subscription(body: SubscriptionTierRequest, user: CurrentUser, 
     except SubscriptionChangeFailed as failure:
         status, code = CHANGE_FAILURES.get(failure.kind, (502, "stripe_unavailable"))
         raise ApiError(status, code, failure.message) from None
-    return status_of(settings, view.tier, view)
+    return status_of(settings, view.tier, view, now)

@@ -2,19 +2,20 @@
 
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 
 from fastapi import APIRouter
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import CurrentUser
-from api.deps import DbDep, RedisDep, SettingsDep
+from api.deps import DbDep, NowDep, RedisDep, SettingsDep
 from api.errors import ApiError
 from billing import credits
 from billing.accounts import user_tier
+from billing.monthly import month_spend
 from billing.spend import SpendWindows, WindowUsage
-from models.api import ErrorResponse, UsagePublic, UsageResetResponse, WindowPublic
+from models.api import ErrorResponse, MonthlySpendPublic, UsagePublic, UsageResetResponse, WindowPublic
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,16 +38,20 @@ def public_window(state: WindowUsage) -> WindowPublic | None:
     return None if percent is None else WindowPublic(percent_used=percent, resets_at=state.resets_at)
 
 
-async def public_usage(spend: SpendWindows, user_id: str, tier: str, reset_cost: int) -> UsagePublic:
-    windows = await spend.usage(user_id, tier)
+async def public_usage(db: AsyncSession, spend: SpendWindows, user_id: str, tier: str, reset_cost: int,
+                       now: datetime) -> UsagePublic:
+    windows = await spend.usage(user_id, tier, now)
+    month = await month_spend(db, user_id, now)
     return UsagePublic(daily=public_window(windows["daily"]), weekly=public_window(windows["weekly"]), tier=tier,
-                       reset_cost=reset_cost)
+                       reset_cost=reset_cost,
+                       monthly_spend=MonthlySpendPublic(credits_spent=month.credits_spent, month_start=month.month_start))
 
 
 @router.get("", response_model=UsagePublic, responses={401: {"model": ErrorResponse}})
-async def get_usage(user: CurrentUser, db: DbDep, redis: RedisDep, settings: SettingsDep) -> UsagePublic:
-    return await public_usage(SpendWindows(redis, settings), user.id, await user_tier(db, user.id),
-                              settings.rate_limit_reset_cost)
+async def get_usage(user: CurrentUser, db: DbDep, redis: RedisDep, settings: SettingsDep, now: NowDep) -> UsagePublic:
+    """The spend windows as percentages, and this calendar month's spend (UTC) in credits."""
+    return await public_usage(db, SpendWindows(redis, settings), user.id, await user_tier(db, user.id),
+                              settings.rate_limit_reset_cost, now)
 
 
 def redis_unavailable(failure: RedisError) -> ApiError:
@@ -87,7 +92,8 @@ async def pay_and_reset(db: AsyncSession, spend: SpendWindows, user_id: str, cos
 
 
 @router.post("/reset", response_model=UsageResetResponse, responses=RESET_REFUSALS)
-async def reset_daily_usage(user: CurrentUser, db: DbDep, redis: RedisDep, settings: SettingsDep) -> UsageResetResponse:
+async def reset_daily_usage(user: CurrentUser, db: DbDep, redis: RedisDep, settings: SettingsDep,
+                            now: NowDep) -> UsageResetResponse:
     """Pays `reset_cost` credits to clear the daily window once it is used up, and takes the daily limit off
     the weekly one. One reset at a time per user, at most `MAX_DAILY_RESETS` a UTC day."""
     cost = settings.rate_limit_reset_cost
@@ -105,11 +111,10 @@ async def reset_daily_usage(user: CurrentUser, db: DbDep, redis: RedisDep, setti
     if lock is None:
         raise ApiError(409, "reset_in_progress", "A reset of the daily limit is already in progress.")
     try:
-        now = datetime.now(timezone.utc)
         await refuse_unless_resettable(spend, settings, user.id, daily_limit, now)
         await pay_and_reset(db, spend, user.id, cost, daily_limit, now)
     finally:
         await spend.release_reset_lock(user.id, lock)
     remaining = await credits.balance(db, user.id)
     return UsageResetResponse(success=True, credits_charged=cost, remaining_balance=remaining,
-                              usage=await public_usage(spend, user.id, tier, cost))
+                              usage=await public_usage(db, spend, user.id, tier, cost, now))

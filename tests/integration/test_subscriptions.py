@@ -85,7 +85,8 @@ def schedules_of(sandbox, subscription_id: str) -> list[dict]:
 async def test_free_to_paid_starts_checkout_and_the_webhook_sets_the_tier(http, settings, sandbox, user):
     before = await status(http, user)
     assert before == {"tier": "FREE", "monthly_cost": 0, "tier_costs": {"FREE": 0, "PRO": 2000, "BUSINESS": 10000},
-                      "pending_tier": None, "pending_tier_effective_at": None, "url": ""}
+                      "proration_credit_cents": 0, "pending_tier": None, "pending_tier_effective_at": None,
+                      "url": ""}
     subscription = await subscribe(http, settings, sandbox, user, "PRO")
     assert price_of(subscription) == "price_pro_monthly"
     after = await status(http, user)

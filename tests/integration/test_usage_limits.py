@@ -74,7 +74,7 @@ async def test_public_usage_shows_percentages_only(http, settings):
     await new_session(http, user)
     await SpendWindows(redis_client(settings.redis_url), settings).record(user.id, 125_000)
     body = (await http.get("/api/chat/usage", headers=user.headers)).json()
-    assert set(body) == {"daily", "weekly", "tier", "reset_cost"}
+    assert set(body) == {"daily", "weekly", "tier", "reset_cost", "monthly_spend"}
     assert set(body["daily"]) == {"percent_used", "resets_at"}
     assert body["daily"]["percent_used"] == 25.0 and body["weekly"]["percent_used"] == 5.0
     assert body["tier"] == "FREE" and body["reset_cost"] == settings.rate_limit_reset_cost
@@ -237,7 +237,7 @@ async def test_admins_read_raw_usage_reset_it_and_set_tiers(http, settings):
 
     assert (await http.get(f"/api/admin/users/{user.id}/usage", headers=user.headers)).status_code == 403
     raw = (await http.get(f"/api/admin/users/{user.id}/usage", headers=admin)).json()
-    assert raw == {"user_id": user.id, "tier": "FREE", "daily_cost_limit_microdollars": 500_000,
+    assert raw == {"user_id": user.id, "user_email": None, "tier": "FREE", "daily_cost_limit_microdollars": 500_000,
                    "daily_cost_used_microdollars": 700, "weekly_cost_limit_microdollars": 2_500_000,
                    "weekly_cost_used_microdollars": 700}
     pro = (await http.put(f"/api/admin/users/{user.id}/tier", json={"tier": "PRO"}, headers=admin)).json()
