@@ -6,10 +6,12 @@ COPY pyproject.toml alembic.ini settings.py worker.py database.py ./
 COPY api ./api
 COPY activities ./activities
 COPY billing ./billing
+COPY bot_adapter ./bot_adapter
 COPY conversation ./conversation
 COPY limits ./limits
 COPY migrations ./migrations
 COPY models ./models
+COPY platform_linking ./platform_linking
 COPY sandbox ./sandbox
 COPY stream_relay ./stream_relay
 COPY tools ./tools

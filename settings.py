@@ -7,12 +7,18 @@ from the same list.
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.platforms import Platform
 
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 # Published in this repository: anyone could mint tokens with it, admin ones included.
 DEVELOPMENT_JWT_SECRET = "dev-only-secret-change-me-0123456789"
+# Also published: the bot credential of every platform under APP_ENV=development when
+# PLATFORM_BOT_TOKENS is not set (what `python -m local.bot_simulator` sends by default).
+DEVELOPMENT_BOT_TOKEN = "dev-only-bot-token-change-me-0123456789"
+BOT_TOKEN_MIN_CHARS = 32
 
 
 class UnsafeConfiguration(RuntimeError):
@@ -131,18 +137,49 @@ class Settings(BaseSettings):
     # Checkout redirect URLs must start with this origin.
     frontend_origin: str = "http://127.0.0.1:3000"
 
+    # Chat-platform linking: each platform's bot credential (JSON, e.g. {"DISCORD": "<token>"}; at
+    # least 32 visible ASCII characters each), and the front end's link page, to which a link
+    # token is appended (`<base>/<token>`).
+    platform_bot_tokens: dict[str, str] = Field(default_factory=dict)
+    platform_link_base_url: str = "http://127.0.0.1:3000/link"
+
+    @field_validator("platform_bot_tokens")
+    @classmethod
+    def _bot_tokens(cls, tokens: dict[str, str]) -> dict[str, str]:
+        known = {p.value for p in Platform}
+        for platform, token in tokens.items():
+            if platform not in known:
+                raise ValueError(f"PLATFORM_BOT_TOKENS: unknown platform {platform!r} (one of {sorted(known)})")
+            if len(token) < BOT_TOKEN_MIN_CHARS or not token.isascii() or not token.isprintable() or " " in token:
+                raise ValueError(f"PLATFORM_BOT_TOKENS: the {platform} token must be at least {BOT_TOKEN_MIN_CHARS} "
+                                 "visible ASCII characters")
+        return tokens
+
+    @property
+    def bot_tokens(self) -> dict[str, str]:
+        """The bot credential of each platform: the configured ones, or in development with none
+        configured, the published development token for every platform."""
+        if not self.platform_bot_tokens and self.app_env == "development":
+            return {p.value: DEVELOPMENT_BOT_TOKEN for p in Platform}
+        return dict(self.platform_bot_tokens)
+
     def refuse_unsafe(self) -> None:
         """Called by the API and the worker as they start."""
         if self.app_env != "development" and self.jwt_secret == DEVELOPMENT_JWT_SECRET:
             raise UnsafeConfiguration("JWT_SECRET is the published development value: set a secret of your own "
                                       "(at least 32 characters), or APP_ENV=development on a machine of your own.")
+        if self.app_env != "development" and DEVELOPMENT_BOT_TOKEN in self.platform_bot_tokens.values():
+            raise UnsafeConfiguration("PLATFORM_BOT_TOKENS holds the published development bot token: set tokens "
+                                      "of your own, or APP_ENV=development on a machine of your own.")
+        if self.jwt_secret in self.platform_bot_tokens.values():
+            raise UnsafeConfiguration("A bot token in PLATFORM_BOT_TOKENS is the JWT secret: the two must differ.")
 
     @property
     def secret_values(self) -> list[str]:
         """Values a tool's output must never show (replaced with [REDACTED])."""
         from urllib.parse import urlsplit
 
-        secrets = [self.jwt_secret, self.openrouter_api_key, self.model_api_key]
+        secrets = [self.jwt_secret, self.openrouter_api_key, self.model_api_key, *self.platform_bot_tokens.values()]
         for url in (self.database_url, self.redis_url):
             password = urlsplit(url).password
             if password:

@@ -8,7 +8,17 @@ from fastapi import FastAPI
 
 from api.body_limit import BodyLimit
 from api.errors import install_error_handlers
-from api.routers import admin, health, sessions, stripe_webhook, subscription, usage, workspace
+from api.routers import (
+    admin,
+    health,
+    platform_bot,
+    platform_linking,
+    sessions,
+    stripe_webhook,
+    subscription,
+    usage,
+    workspace,
+)
 from database import session_maker
 from settings import Settings, get_settings
 from stream_relay.connection import redis_client
@@ -50,6 +60,8 @@ def create_app(settings: Optional[Settings] = None, tools: ToolCatalog = DEFAULT
     app.include_router(subscription.router)
     app.include_router(stripe_webhook.router)
     app.include_router(admin.router)
+    app.include_router(platform_linking.router)
+    app.include_router(platform_bot.router)
     return app
 
 

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import models.db  # noqa: F401  (registers the tables on SQLModel.metadata)
+import models.platform_links  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -1,6 +1,5 @@
 """/api/chat/sessions: create, list, read and delete sessions; send a message; follow a turn."""
 
-import uuid
 from typing import Annotated, Optional, Union
 
 from fastapi import APIRouter, Header, Query, Response
@@ -18,12 +17,10 @@ from api.deps import (
     ToolNamesDep,
 )
 from api.errors import ApiError, not_found
+from api.sending import release_connection, send_message_to_session
 from api.sse import sse_response
-from billing.accounts import open_account, user_tier
-from billing.spend import OverSpendLimit, SpendWindows
+from billing.accounts import open_account
 from conversation import sessions as store
-from conversation.idempotent_sends import IdempotentSend, KeyInUse, KeyReused
-from limits.message_rate import MessageRateLimiter
 from models.api import (
     CreateSessionRequest,
     ErrorResponse,
@@ -39,7 +36,7 @@ from models.api import (
     StopResponse,
 )
 from models.db import ChatSession
-from models.turn import IncomingMessage, SubmitResult, TurnOutcome
+from models.turn import TurnOutcome
 from stream_relay.cleanup import delete_session_streams
 from stream_relay.keys import latest_turn_key
 from stream_relay.reader import STREAM_START, valid_entry_id
@@ -53,94 +50,6 @@ IdempotencyKeyHeader = Annotated[Optional[str], Header(
     description="Makes the send safe to retry: a repeat within the window answers the first outcome.")]
 SSE_DOC = {"description": "A Vercel AI SDK UI message stream (v1) of Server-Sent Events.",
            "content": {"text/event-stream": {}}}
-
-
-async def _submit(temporal, settings, tool_names: tuple[str, ...], session: ChatSession, user_id: str, text: str,
-                  title: str, message_id: str) -> SubmitResult:
-    message = IncomingMessage(message_id=message_id, content=text)
-    input = turn_client.turn_input(settings, session.id, user_id, tool_names, store.session_tool_filter(session))
-    try:
-        return await turn_client.submit_message(temporal, settings, input, message, title)
-    except turn_client.MessageRefused as refusal:
-        if refusal.buffer_full:
-            raise ApiError(429, "buffer_full", f"{settings.max_pending_messages} messages are already queued for "
-                           "this session; wait for the assistant to catch up.")
-        if refusal.closing:  # the message is fine; the previous turn is slow to close: send it again
-            raise ApiError(409, "turn_closing", "The previous turn is still finishing; send the message again "
-                           "in a moment.", details={"retryable": True}, headers={"Retry-After": "1"})
-        raise ApiError(422, "invalid_message", refusal.message)
-
-
-async def _accept_message(db, redis, settings, session: ChatSession, user_id: str, text: str) -> str:
-    """Checks the text, the sender's spend limits and message rate; refusals happen before
-    anything is written."""
-    try:
-        text = store.check_message_text(text, settings.max_message_chars)
-    except store.MessageInvalid as problem:
-        raise ApiError(422, "invalid_message", str(problem))
-    try:
-        await SpendWindows(redis, settings).check(user_id, await user_tier(db, user_id))
-    except OverSpendLimit as over:
-        raise ApiError(429, "usage_limit", f"You have used your {over.window} allowance; it resets at "
-                       f"{over.resets_at.isoformat()}.", details={"window": over.window,
-                                                                   "resets_at": over.resets_at.isoformat()})
-    rate = await MessageRateLimiter(redis, settings.message_rate_limit, settings.message_rate_window_seconds).hit(user_id)
-    if not rate.allowed:
-        raise ApiError(429, "rate_limited", f"More than {settings.message_rate_limit} messages in "
-                       f"{settings.message_rate_window_seconds}s; try again in {rate.retry_after_seconds}s.",
-                       headers={"Retry-After": str(rate.retry_after_seconds)})
-    return text
-
-
-async def _check_running_turns(temporal, settings, session: ChatSession, user_id: str) -> None:
-    """A user runs at most `max_running_turns_per_user` turns at once (a follow-up to a running
-    turn is not a new one: that session is not counted)."""
-    running = await turn_client.running_turns(temporal, user_id, excluding_session=session.id)
-    if running >= settings.max_running_turns_per_user:
-        raise ApiError(429, "too_many_running_turns", f"{running} of your turns are running (at most "
-                       f"{settings.max_running_turns_per_user} at once); wait for one to finish or stop one.",
-                       headers={"Retry-After": "5"})
-
-
-async def _send(db, redis, temporal, settings, tool_names: tuple[str, ...], session: ChatSession, user_id: str,
-                message: str, idempotency_key: Optional[str]) -> SubmitResult:
-    """Checks and hands the message to the session's turn (starting one, or queueing in the one
-    running). With an idempotency key, a repeat answers the first send's outcome and sends nothing."""
-    send = IdempotentSend(redis, user_id, session.id, idempotency_key, message, settings.idempotency_window_seconds
-                          ) if idempotency_key else None
-    if send is not None:
-        try:
-            earlier = await send.earlier_outcome()
-        except KeyInUse:
-            raise ApiError(409, "idempotency_key_in_use", "A send with this Idempotency-Key is still being "
-                           "processed; retry in a moment.", details={"retryable": True}, headers={"Retry-After": "1"})
-        except KeyReused:
-            raise ApiError(422, "idempotency_key_reused", "This Idempotency-Key was used for a different message "
-                           "or session; use a new key for a new message.")
-        if earlier is not None:
-            return earlier
-    try:
-        text = await _accept_message(db, redis, settings, session, user_id, message)
-        await _check_running_turns(temporal, settings, session, user_id)
-        title = await store.set_title_if_missing(db, session, text)
-        await _release(db)
-        result = await _submit(temporal, settings, tool_names, session, user_id, text, title,
-                               send.message_id if send else str(uuid.uuid4()))
-    except BaseException:
-        if send is not None:
-            await send.release()
-        raise
-    if send is not None:
-        await send.remember(result)
-    return result
-
-
-async def _release(db) -> None:
-    """Gives the request's database connection back before a long wait: a stream lasts as long as
-    the answer (and `/turns` may wait for hours), and a connection held idle in a transaction
-    for that time would cap the concurrent streams at the size of the pool. The loaded session
-    object stays readable."""
-    await db.close()
 
 
 def summary(session: ChatSession) -> SessionSummary:
@@ -213,7 +122,8 @@ async def send_message(session_id: str, body: SendMessageRequest, user: CurrentU
     Repeated with the same `Idempotency-Key`: the first send's answer (its turn's stream from the
     start, or the same 202), and nothing sent again."""
     session = await _owned(db, user, session_id)
-    result = await _send(db, redis, temporal, settings, tool_names, session, user.id, body.message, idempotency_key)
+    result = await send_message_to_session(db, redis, temporal, settings, tool_names, session, user.id, body.message,
+                                           idempotency_key)
     if result.queued:
         queued = QueuedResponse(turn_id=result.turn_id, message_id=result.message_id,
                                 buffer_length=result.buffer_length, max_buffer_length=result.max_buffer_length)
@@ -231,8 +141,8 @@ async def run_turn(session_id: str, body: RunTurnRequest, user: CurrentUser, db:
     for bots and graph blocks, the same primitive sub-sessions use. Idempotent with
     `Idempotency-Key`, as `POST .../stream` is."""
     session = await _owned(db, user, session_id)
-    submitted = await _send(db, redis, temporal, settings, tool_names, session, user.id, body.message,
-                            idempotency_key)
+    submitted = await send_message_to_session(db, redis, temporal, settings, tool_names, session, user.id,
+                                              body.message, idempotency_key)
     if submitted.queued:
         return TurnOutcome(status="queued", queued=True, pending_buffer_length=submitted.buffer_length)
     return await turn_client.turn_outcome(temporal, sessions, session.id, body.wait_seconds)
@@ -272,7 +182,7 @@ async def follow_turn(session_id: str, user: CurrentUser, db: DbDep, redis: Redi
     """Re-attaches to the session's running (or most recent) turn: from the start, or after
     `Last-Event-ID` / `?from=` when reconnecting."""
     session = await _owned(db, user, session_id)
-    await _release(db)
+    await release_connection(db)
     after = last_event_id or from_ or STREAM_START
     if not valid_entry_id(after):
         raise ApiError(422, "invalid_event_id", "An event id looks like '1700000000000-0'.")

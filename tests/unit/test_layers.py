@@ -9,9 +9,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ["api", "workflows", "activities", "models", "conversation", "billing", "stream_relay", "workspace",
-           "tools", "limits", "sandbox"]
+           "tools", "limits", "sandbox", "platform_linking", "bot_adapter"]
 PRODUCT_MODULES = ["settings", "worker", "database"]
-DOMAIN = ["conversation", "billing", "stream_relay", "workspace", "tools", "limits", "sandbox"]
+DOMAIN = ["conversation", "billing", "stream_relay", "workspace", "tools", "limits", "sandbox", "platform_linking"]
 # Workflow definitions (deterministic code): what they may import from the project.
 WORKFLOW_DEFINITIONS = ["workflows.copilot_turn", "workflows.subscription"]
 WORKFLOW_MAY_USE = ["models", "activities.interfaces", "workflows.search_attributes", "billing.tiers"]
@@ -23,6 +23,8 @@ FORBIDDEN = [
     ("models", ["api", "workflows", "activities", "tools", "conversation", "billing", "stream_relay", "workspace",
                 "limits", "sandbox", "database", "worker"]),
     *[(domain, ["api", "workflows", "activities", "worker"]) for domain in DOMAIN],
+    # The reference bot adapter is a client of the bot API: it reaches the product over HTTP only.
+    ("bot_adapter", [p for p in PRODUCT + PRODUCT_MODULES if p not in ("models", "bot_adapter")]),
     *[(package, ["local", "tests", "bench"]) for package in PRODUCT + PRODUCT_MODULES],
 ]
 PROJECT = set(PRODUCT + PRODUCT_MODULES + ["local", "tests", "bench"])
