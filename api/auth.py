@@ -5,13 +5,17 @@ from dataclasses import dataclass
 from typing import Annotated, Optional
 
 import jwt
-from fastapi import Depends, Request
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import SettingsDep
 from api.errors import ApiError
 from models.text import unstorable
 
 ALGORITHM = "HS256"
+# Reads `Authorization: Bearer <token>` and puts the scheme in the spec; a missing or other scheme
+# is None here, refused below with the API's own 401.
+BEARER = HTTPBearer(auto_error=False, description="A JWT (HS256): `sub` is the user id, `role: admin` an operator.")
 
 
 @dataclass(frozen=True)
@@ -47,12 +51,12 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def current_user(request: Request, settings: SettingsDep) -> AuthenticatedUser:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+def current_user(settings: SettingsDep,
+                 bearer: Annotated[Optional[HTTPAuthorizationCredentials], Depends(BEARER)]) -> AuthenticatedUser:
+    if bearer is None or not bearer.credentials:
         raise _unauthorized("Send 'Authorization: Bearer <token>'.")
     try:
-        claims = jwt.decode(token.strip(), settings.jwt_secret, algorithms=[ALGORITHM],
+        claims = jwt.decode(bearer.credentials, settings.jwt_secret, algorithms=[ALGORITHM],
                             issuer=settings.jwt_issuer or None, audience=settings.jwt_audience or None,
                             options={"require": ["sub", "exp"], "verify_aud": bool(settings.jwt_audience)})
     except jwt.ExpiredSignatureError:
@@ -63,7 +67,8 @@ def current_user(request: Request, settings: SettingsDep) -> AuthenticatedUser:
     if claims["exp"] - issued > settings.jwt_max_lifetime_seconds:
         raise _unauthorized("The token is valid for longer than this server accepts; ask for a shorter one.")
     user_id = claims.get("sub")
-    if not isinstance(user_id, str) or not user_id or len(user_id) > 128:
+    # A user id is stored as the users table's key: at most 128 characters PostgreSQL can store.
+    if not isinstance(user_id, str) or not user_id or len(user_id) > 128 or unstorable(user_id):
         raise _unauthorized("The token names no user.")
     return AuthenticatedUser(id=user_id, is_admin=claims.get("role") == "admin", email=_email(claims))
 

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from api.body_limit import BodyLimit
 from api.errors import install_error_handlers
+from api.openapi import install_openapi
 from api.routers import (
     admin,
     health,
@@ -52,6 +53,7 @@ def create_app(settings: Optional[Settings] = None, tools: ToolCatalog = DEFAULT
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app, settings)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(sessions.router)

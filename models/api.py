@@ -2,9 +2,9 @@
 
 import json
 from datetime import datetime
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from models.subscription import ChangeTierRequest, SelfServiceTier, Tier
 from models.text import refuse_unstorable
@@ -22,8 +22,72 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+class ValidationIssue(BaseModel):
+    loc: list[Union[str, int]] = Field(description='Where the problem is, e.g. ["body", "message"].')
+    msg: str
+    type: Optional[str] = None
+
+
+class ValidationErrorDetail(BaseModel):
+    code: str = Field(description="`invalid_request`, `invalid_json`, or a route's own (e.g. `invalid_message`).")
+    message: str
+    details: Optional[list[ValidationIssue]] = None
+
+
+class ValidationErrorResponse(BaseModel):
+    """Every 422: the request's shape or values are refused, by the schema or by a route's own rule."""
+
+    error: ValidationErrorDetail
+
+
+# Request bodies are strict: a JSON value of the wrong type (`"60"` for a number, `0` for a boolean)
+# is refused as the spec's types say, not coerced.
+REQUEST = ConfigDict(extra="forbid", strict=True)
+
+# Text that PostgreSQL can store holds no NUL (see models/text.py); the validators refuse it, and
+# these patterns say so in the spec.
+NO_NUL = r"^[^\x00]*$"
+# Python's `str.isspace()` characters, spelled out so that every regex engine that reads the spec
+# agrees with the server on what a blank message is.
+_BLANK = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = rf"^[^\x00]*[^\x00{_BLANK}][^\x00]*$"
+# A tool's name as models call it (OpenAI's function-name rule), which every tool name satisfies.
+ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
 METADATA_MAX_BYTES = 16 * 1024
 METADATA_MAX_DEPTH = 5
+
+
+def _json_value_schema(depth: int) -> dict[str, Any]:
+    """The JSON schema of a value nested at most `depth` levels (as `_depth` counts), with no NUL in
+    its strings or keys: what the metadata validators accept, short of the size limit."""
+    scalar: dict[str, Any] = {"type": ["string", "number", "boolean", "null"], "pattern": NO_NUL}
+    if depth == 0:
+        return scalar
+    inner = _json_value_schema(depth - 1)
+    return {"anyOf": [scalar, {"type": "array", "items": inner},
+                      {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": inner}]}
+
+
+METADATA_SCHEMA = {"type": "object", "propertyNames": {"pattern": NO_NUL},
+                   "additionalProperties": _json_value_schema(METADATA_MAX_DEPTH - 1),
+                   "description": f"Any JSON object, at most {METADATA_MAX_BYTES} bytes as JSON and nested at most "
+                                  f"{METADATA_MAX_DEPTH} levels, without a `tool_filter` key."}
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("message is empty")
+    return refuse_unstorable(value, "message")
+
+
+class ToolFilterRequest(ToolFilter):
+    """A session's tool filter as the API takes it: tool names only (unknown ones match nothing)."""
+
+    model_config = REQUEST
+
+    allow: Optional[list[ToolName]] = Field(default=None, description="Only these tools (null: all).")
+    deny: list[ToolName] = Field(default_factory=list, description="Never these tools.")
 
 
 def _depth(value: Any) -> int:
@@ -35,11 +99,13 @@ def _depth(value: Any) -> int:
 
 
 class CreateSessionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(**REQUEST, json_schema_extra={"examples": [
+        {}, {"title": "Trip planning", "metadata": {"source": "web", "tags": ["travel"]},
+             "tool_filter": {"deny": ["bash_exec"]}}]})
 
-    title: Optional[str] = Field(default=None, max_length=200)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    tool_filter: Optional[ToolFilter] = Field(default=None, description="Limit the tools this session may use.")
+    title: Optional[str] = Field(default=None, max_length=200, json_schema_extra={"pattern": NO_NUL})
+    metadata: dict[str, Any] = Field(default_factory=dict, json_schema_extra=METADATA_SCHEMA)
+    tool_filter: Optional[ToolFilterRequest] = Field(default=None, description="Limit the tools this session may use.")
 
     @field_validator("title", "metadata")
     @classmethod
@@ -99,14 +165,16 @@ class SessionDetail(SessionSummary):
 
 
 class SendMessageRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(**REQUEST, json_schema_extra={"examples": [{"message": "What time is it?"}]})
 
-    message: str = Field(description="The user's message.")
+    # Its maxLength in the spec is the server's `max_message_chars` (api/openapi.py).
+    message: str = Field(min_length=1, description="The user's message: not blank.",
+                         json_schema_extra={"pattern": NOT_BLANK})
 
     @field_validator("message")
     @classmethod
     def _storable(cls, value: str) -> str:
-        return refuse_unstorable(value, "message")
+        return _not_blank(value)
 
 
 class QueuedResponse(BaseModel):
@@ -134,15 +202,16 @@ class StopResponse(BaseModel):
 
 
 class RunTurnRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(**REQUEST, json_schema_extra={"examples": [{"message": "Hello", "wait_seconds": 30}]})
 
-    message: str
+    message: str = Field(min_length=1, description="The user's message: not blank.",
+                         json_schema_extra={"pattern": NOT_BLANK})
     wait_seconds: float = Field(default=60, ge=0, le=6 * 3600, description="How long to wait for the answer.")
 
     @field_validator("message")
     @classmethod
     def _storable(cls, value: str) -> str:
-        return refuse_unstorable(value, "message")
+        return _not_blank(value)
 
 
 class WorkspaceFileOut(BaseModel):
@@ -196,19 +265,21 @@ class AdminUsage(BaseModel):
 
 
 class AdminResetRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(**REQUEST, json_schema_extra={"examples": [{}, {"reset_weekly": True}]})
 
     reset_weekly: bool = False
 
 
 class SetTierRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(**REQUEST, json_schema_extra={"examples": [{"tier": "PRO"}]})
 
     tier: Tier
 
 
 class SubscriptionTierRequest(ChangeTierRequest):
-    model_config = ConfigDict(extra="forbid")
+    # success_url and cancel_url: their pattern and examples in the spec come from the server's
+    # front-end origin (api/openapi.py).
+    model_config = REQUEST
 
 
 class SubscriptionStatus(BaseModel):

@@ -1,6 +1,7 @@
 """Reads a turn's Redis stream from any point: the start (late subscriber) or after an event id
 (reconnect with Last-Event-ID)."""
 
+import re
 import time
 from dataclasses import dataclass
 from typing import AsyncIterator, Literal, Optional
@@ -22,10 +23,13 @@ class StreamEvent:
     continues: bool = False  # on "end": the session's next turn follows at once
 
 
+# A Redis stream entry id, `<ms>-<seq>`: ASCII digits only (`str.isdigit` takes any script's), and
+# at most 19 of each, so both stay below 2**64, past which Redis refuses the id.
+ENTRY_ID_PATTERN = r"^[0-9]{1,19}-[0-9]{1,19}$"
+
+
 def valid_entry_id(value: str) -> bool:
-    """A Redis stream entry id: `<ms>-<seq>`, both whole numbers."""
-    ms, sep, seq = value.partition("-")
-    return bool(sep) and ms.isdigit() and seq.isdigit() and len(value) <= 41
+    return re.fullmatch(ENTRY_ID_PATTERN, value) is not None
 
 
 async def read_stream_batches(

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 
 from api.auth import AuthenticatedUser, current_user
 from api.deps import DbDep, RedisDep, SettingsDep
@@ -17,6 +17,9 @@ def require_admin(user: Annotated[AuthenticatedUser, Depends(current_user)]) -> 
         raise ApiError(403, "forbidden", "This needs an administrator.")
     return user
 
+
+# Any user id a token can carry (api/auth.py), short of "/", which cannot be one path segment.
+UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^/\x00]+$")]
 
 router = APIRouter(prefix="/api/admin/users", tags=["admin"], dependencies=[Depends(require_admin)],
                    responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}})
@@ -33,12 +36,12 @@ async def admin_usage(db, redis, settings, user_id: str) -> AdminUsage:
 
 
 @router.get("/{user_id}/usage", response_model=AdminUsage)
-async def get_user_usage(user_id: str, db: DbDep, redis: RedisDep, settings: SettingsDep) -> AdminUsage:
+async def get_user_usage(user_id: UserId, db: DbDep, redis: RedisDep, settings: SettingsDep) -> AdminUsage:
     return await admin_usage(db, redis, settings, user_id)
 
 
 @router.post("/{user_id}/usage/reset", response_model=AdminUsage)
-async def reset_user_usage(user_id: str, body: AdminResetRequest, db: DbDep, redis: RedisDep,
+async def reset_user_usage(user_id: UserId, body: AdminResetRequest, db: DbDep, redis: RedisDep,
                            settings: SettingsDep) -> AdminUsage:
     spend = SpendWindows(redis, settings)
     await spend.reset_daily(user_id)
@@ -48,7 +51,7 @@ async def reset_user_usage(user_id: str, body: AdminResetRequest, db: DbDep, red
 
 
 @router.put("/{user_id}/tier", response_model=AdminUsage)
-async def set_user_tier(user_id: str, body: SetTierRequest, db: DbDep, redis: RedisDep,
+async def set_user_tier(user_id: UserId, body: SetTierRequest, db: DbDep, redis: RedisDep,
                         settings: SettingsDep) -> AdminUsage:
     await set_tier(db, user_id, body.tier)
     return await admin_usage(db, redis, settings, user_id)

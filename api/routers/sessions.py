@@ -39,7 +39,7 @@ from models.db import ChatSession
 from models.turn import TurnOutcome
 from stream_relay.cleanup import delete_session_streams
 from stream_relay.keys import latest_turn_key
-from stream_relay.reader import STREAM_START, valid_entry_id
+from stream_relay.reader import ENTRY_ID_PATTERN, STREAM_START, valid_entry_id
 from workflows import turn_client
 
 router = APIRouter(prefix="/api/chat/sessions", tags=["sessions"])
@@ -50,6 +50,8 @@ IdempotencyKeyHeader = Annotated[Optional[str], Header(
     description="Makes the send safe to retry: a repeat within the window answers the first outcome.")]
 SSE_DOC = {"description": "A Vercel AI SDK UI message stream (v1) of Server-Sent Events.",
            "content": {"text/event-stream": {}}}
+# An event id to resume after; empty is the same as none (`follow_turn` checks it: 422 invalid_event_id).
+EVENT_ID_DOC = {"pattern": f"^(?:{ENTRY_ID_PATTERN.strip('^$')})?$"}
 
 
 def summary(session: ChatSession) -> SessionSummary:
@@ -177,8 +179,10 @@ async def stop_turn(session_id: str, user: CurrentUser, db: DbDep, temporal: Tem
 
 @router.get("/{session_id}/stream", responses={**ERRORS, 200: SSE_DOC}, response_class=StreamingResponse)
 async def follow_turn(session_id: str, user: CurrentUser, db: DbDep, redis: RedisDep, settings: SettingsDep,
-                      from_: Annotated[Optional[str], Query(alias="from", description="Resume after this event id.")] = None,
-                      last_event_id: Annotated[Optional[str], Header()] = None) -> StreamingResponse:
+                      from_: Annotated[Optional[str], Query(alias="from", description="Resume after this event id.",
+                                                            json_schema_extra=EVENT_ID_DOC)] = None,
+                      last_event_id: Annotated[Optional[str], Header(json_schema_extra=EVENT_ID_DOC)] = None,
+                      ) -> StreamingResponse:
     """Re-attaches to the session's running (or most recent) turn: from the start, or after
     `Last-Event-ID` / `?from=` when reconnecting."""
     session = await _owned(db, user, session_id)

@@ -13,9 +13,19 @@ from workflows.subscription_client import deliver_stripe_event
 
 router = APIRouter(prefix="/api/credits", tags=["subscription"])
 
+# The route reads the raw body (the signature covers its exact bytes), so FastAPI cannot see
+# what it takes: the spec is told here.
+STRIPE_EVENT_DOC = {
+    "parameters": [{"name": "Stripe-Signature", "in": "header", "required": True, "schema": {"type": "string"},
+                    "description": "Stripe's signature of the exact body with the webhook secret."}],
+    "requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"type": "object", "description": "A Stripe event."}}}},
+}
+
 
 @router.post("/stripe_webhook", response_model=WebhookReceipt,  # body limit: api/body_limit.py
-             responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}})
+             responses={400: {"model": ErrorResponse, "description": "Missing or wrong `Stripe-Signature`."},
+                        413: {"model": ErrorResponse}}, openapi_extra=STRIPE_EVENT_DOC)
 async def stripe_webhook(request: Request, db: DbDep, temporal: TemporalDep, settings: SettingsDep) -> WebhookReceipt:
     """Stripe's events, verified by their signature; each event id is acted on once."""
     payload = await request.body()

@@ -27,8 +27,13 @@ async def list_workspace_files(user: CurrentUser, db: DbDep, limit: Annotated[in
     return [file_out(r) for r in await list_files(db, user.id, limit, offset)]
 
 
-@router.get("/{file_id}/content", responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
-            response_class=Response)
+# A file is served with the type it was stored with: text a tool wrote, or a tool output kept as JSON.
+FILE_CONTENT = {"description": "The file's bytes, with the content type it was stored with.",
+                "content": {"text/plain": {"schema": {"type": "string"}}, "application/json": {
+                    "schema": {"description": "Any JSON: the document as the tool stored it."}}}}
+
+
+@router.get("/{file_id}/content", responses={**ERRORS, 200: FILE_CONTENT}, response_class=Response)
 async def download_workspace_file(file_id: str, user: CurrentUser, db: DbDep, storage: StorageDep) -> Response:
     record = await owned_file(db, user.id, file_id)
     if record is None:

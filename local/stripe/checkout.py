@@ -35,7 +35,7 @@ class CheckoutMixin(CustomersMixin, SubscriptionsMixin):
             raise missing("customer", customer_id, param="customer", status=400)
         for key in ("success_url", "cancel_url"):
             url = params.get(key)
-            if url is not None and not str(url).startswith(("http://", "https://")):
+            if url is not None and not str(url).lower().startswith(("http://", "https://")):  # schemes: any case
                 raise invalid("Not a valid URL", param=key)
         subscription_data = as_dict(params.get("subscription_data"), "subscription_data")
         now = self.now()

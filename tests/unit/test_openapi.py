@@ -3,7 +3,11 @@
 import re
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from api.main import create_app
+from billing.redirects import on_origin
+from models.api import SendMessageRequest
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -29,3 +33,64 @@ def test_every_json_answer_has_a_schema(settings):
                 content = response.get("content", {})
                 if "application/json" in content and status.startswith("2") and not path.endswith("/stream"):
                     assert content["application/json"]["schema"], f"{method.upper()} {path} {status}"
+
+
+def operations(schema: dict):
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            yield f"{method.upper()} {path}", operation
+
+
+def test_cross_cutting_answers_are_documented_in_the_apis_own_error_shape(settings):
+    schema = create_app(settings).openapi()
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    for name, operation in operations(schema):
+        responses = operation["responses"]
+        if operation.get("security"):
+            assert "401" in responses, name
+        if "requestBody" in operation:
+            assert {"400", "413"} <= set(responses), name
+        if "422" in responses:
+            assert responses["422"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ValidationErrorResponse"}, name
+        if name != "GET /health":
+            assert "503" in responses, name
+        for parameter in operation.get("parameters", []):  # text or absent, never null
+            assert "anyOf" not in parameter["schema"], (name, parameter["name"])
+
+
+def test_every_link_leads_to_an_operation_and_its_parameter(settings):
+    schema = create_app(settings).openapi()
+    by_id = {operation["operationId"]: operation for _, operation in operations(schema)}
+    links = [link for _, operation in operations(schema) for response in operation["responses"].values()
+             for link in response.get("links", {}).values()]
+    assert len(links) >= 8
+    for link in links:
+        target = by_id[link["operationId"]]
+        assert set(link["parameters"]) <= {p["name"] for p in target.get("parameters", [])}, link
+
+
+def test_the_spec_states_the_servers_own_limits(settings):
+    custom = settings.model_copy(update={"max_message_chars": 1234, "frontend_origin": "https://App.example.com:8443"})
+    components = create_app(custom).openapi()["components"]["schemas"]
+    for model in ("SendMessageRequest", "RunTurnRequest"):
+        assert components[model]["properties"]["message"]["maxLength"] == 1234
+    pattern = components["SubscriptionTierRequest"]["properties"]["success_url"]["pattern"]
+    samples = ["", "https://app.example.com:8443", "HTTPS://APP.EXAMPLE.COM:8443/done?x=1#y",
+               "https://app.example.com:8443?q", "https://app.example.com", "http://app.example.com:8443/",
+               "https://app.example.com:8443.evil.test/", "https://user@app.example.com:8443/", "/relative",
+               "javascript:alert(1)", "https://app.example.com:84430/"]
+    for url in samples:
+        assert bool(re.search(pattern, url)) == (url == "" or on_origin(url, custom.frontend_origin)), url
+
+
+def test_a_blank_message_is_the_same_to_the_spec_and_the_server():
+    pattern = SendMessageRequest.model_json_schema()["properties"]["message"]["pattern"]
+    blanks = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    for text in [*blanks, "".join(blanks), " x ", "\u200b", "\ufeff", "a\x00"]:
+        try:
+            SendMessageRequest(message=text)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        assert bool(re.search(pattern, text)) == accepted, repr(text)
