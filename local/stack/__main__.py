@@ -4,7 +4,9 @@ Starts (unless DATABASE_URL / REDIS_URL / TEMPORAL_ADDRESS point elsewhere) Post
 and the Temporal dev server with its UI under `.data/`, applies the migrations, then runs the
 offline model (when no provider key is set), the offline Stripe sandbox (when no Stripe key is
 set), the workers (`WORKER_PROCESSES`, one per core by default) and the API. Ctrl-C stops
-everything.
+everything. A start first stops what a killed launcher left running on the same data
+(`local/stack/leftovers.py`), and refuses, naming the port and the variable that moves it, to
+start on a port another program holds.
 """
 
 import os
@@ -15,8 +17,9 @@ from pathlib import Path
 
 from api.auth import issue_token
 from database import upgrade_schema
+from local.stack.leftovers import LaunchRefused, RunRecord, require_free_port
 from local.stack.postgres import EmbeddedPostgres
-from local.stack.process import ChildProcess, port_open, wait_until
+from local.stack.process import ChildProcess, EmbeddedServer, port_open, wait_until
 from local.stack.redis import EmbeddedRedis
 from local.stack.temporal import TemporalDevServer
 from settings import get_settings
@@ -46,28 +49,40 @@ def _stop(_signum, _frame) -> None:
     raise KeyboardInterrupt
 
 
+def _keep(started: list, record: RunRecord, part: EmbeddedServer | ChildProcess) -> None:
+    """Stopped in reverse order at the end; recorded so that the next start stops it should this launcher be killed."""
+    started.append(part)
+    if isinstance(part, EmbeddedServer):
+        record.add(part.name, part.child.pid, part.stop_signal)
+    else:
+        record.add(part.name, part.pid, signal.SIGTERM)
+
+
 def main() -> int:
     for stop_signal in STOP_SIGNALS:
         signal.signal(stop_signal, _stop)
     started: list = []  # stopped in reverse order
+    record = RunRecord(DATA / "run")
     env: dict[str, str] = {}
     # Set in the environment or in `.env`: use that server instead of starting one.
     configured = {name.upper() for name in get_settings().model_fields_set} | set(os.environ)
     # This machine is the developer's own: the published development secret is allowed here.
     env["APP_ENV"] = os.environ.get("APP_ENV", "development")
     try:
+        record.claim(DATA)
+        record.stop_leftovers()
         if "DATABASE_URL" not in configured:
             postgres = EmbeddedPostgres(DATA / "postgres", PG_PORT).start(LOGS / "postgres.log")
-            started.append(postgres)
+            _keep(started, record, postgres)
             env["DATABASE_URL"] = postgres.url
         if "REDIS_URL" not in configured:
             redis = EmbeddedRedis(DATA / "redis", REDIS_PORT).start(LOGS / "redis.log")
-            started.append(redis)
+            _keep(started, record, redis)
             env["REDIS_URL"] = redis.url
         temporal_ui = os.environ.get("TEMPORAL_UI_URL", "(your Temporal UI)")
         if "TEMPORAL_ADDRESS" not in configured:
             temporal = TemporalDevServer(TEMPORAL_PORT, TEMPORAL_UI_PORT, DATA / "temporal.db").start(LOGS / "temporal.log")
-            started.append(temporal)
+            _keep(started, record, temporal)
             env["TEMPORAL_ADDRESS"] = temporal.address
             temporal_ui = temporal.ui_url
         if "OFFLINE_MODEL_URL" not in configured:
@@ -87,23 +102,26 @@ def main() -> int:
 
         upgrade_schema(settings.database_url)
         if settings.uses_offline_model:
+            require_free_port(OFFLINE_MODEL_PORT, "the offline model", "DEV_OFFLINE_MODEL_PORT")
             model = ChildProcess("offline-model", [sys.executable, "-m", "uvicorn", "local.model.server:app",
                                                    "--host", "127.0.0.1", "--port", str(OFFLINE_MODEL_PORT)],
                                  LOGS / "offline-model.log", cwd=ROOT)
-            started.append(model)
+            _keep(started, record, model)
             wait_until(lambda: port_open(OFFLINE_MODEL_PORT), "offline model", 30, model.process)
         if offline_stripe:
+            require_free_port(OFFLINE_STRIPE_PORT, "the offline Stripe sandbox", "DEV_OFFLINE_STRIPE_PORT")
             sandbox = ChildProcess("offline-stripe", [sys.executable, "-m", "uvicorn", "local.stripe.server:app",
                                                       "--host", "127.0.0.1", "--port", str(OFFLINE_STRIPE_PORT)],
                                    LOGS / "offline-stripe.log", cwd=ROOT)
-            started.append(sandbox)
+            _keep(started, record, sandbox)
             wait_until(lambda: port_open(OFFLINE_STRIPE_PORT), "offline Stripe", 30, sandbox.process)
+        require_free_port(API_PORT, "the API", "API_PORT")
         for index in range(WORKER_PROCESSES):
             log = LOGS / ("worker.log" if index == 0 else f"worker-{index + 1}.log")
-            started.append(ChildProcess(f"worker {index + 1}", [sys.executable, "worker.py"], log, cwd=ROOT))
+            _keep(started, record, ChildProcess(f"worker {index + 1}", [sys.executable, "worker.py"], log, cwd=ROOT))
         api = ChildProcess("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
                                    "--port", str(API_PORT)], LOGS / "api.log", cwd=ROOT)
-        started.append(api)
+        _keep(started, record, api)
         wait_until(lambda: port_open(API_PORT), "api", 60, api.process)
 
         token = issue_token(settings.jwt_secret, DEV_USER, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
@@ -134,6 +152,9 @@ def main() -> int:
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
         return 0
+    except LaunchRefused as refused:
+        print(f"cannot start: {refused}", file=sys.stderr, flush=True)
+        return 1
     finally:
         # A second signal (make relays the one sent to its process group, a supervisor repeats
         # it) must not cut the shutdown short and leave servers running.
@@ -141,6 +162,7 @@ def main() -> int:
             signal.signal(stop_signal, signal.SIG_IGN)
         for part in reversed(started):
             part.stop()
+        record.clear()
 
 
 if __name__ == "__main__":

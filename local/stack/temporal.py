@@ -4,6 +4,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from local.stack.leftovers import require_free_port
 from local.stack.process import ChildProcess, EmbeddedServer, port_open, wait_until
 from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
 
@@ -44,6 +45,9 @@ class TemporalDevServer(EmbeddedServer):
         return f"http://127.0.0.1:{self.ui_port}" if self.ui_port else None
 
     def start(self, log_path: Path) -> "TemporalDevServer":
+        require_free_port(self.port, "Temporal", "DEV_TEMPORAL_PORT")
+        if self.ui_port:
+            require_free_port(self.ui_port, "the Temporal UI", "DEV_TEMPORAL_UI_PORT")
         argv = [wheel_binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.port),
                 "--log-level", "warn", *search_attribute_args()]
         if self.ui_port:

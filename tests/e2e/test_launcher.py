@@ -1,9 +1,11 @@
 """`make dev`'s launcher always cleans up: a signal sent twice (as make relays the one its
-process group gets) does not cut its shutdown short, and a start that finds its own PostgreSQL
-left over from a killed run stops it and starts afresh."""
+process group gets) does not cut its shutdown short, a start that finds the servers a SIGKILLed
+launcher left running stops them and starts afresh, and a port another program holds is named
+with the variable that moves it."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,17 +13,23 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
+from api.auth import issue_token
 from local.stack.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_FROM_THE_TEST_RUN = ("DATABASE_URL", "REDIS_URL", "TEMPORAL_ADDRESS", "STRIPE_API_KEY", "MODEL_BASE_URL",
                               "OPENROUTER_API_KEY", "WORKSPACE_DIR", "OFFLINE_MODEL_URL")
+SECRET = "launcher-test-secret-0123456789abcdef"
+# What one launcher runs with WORKER_PROCESSES=1, as its run record names them: each can be left over.
+CHILDREN = ("postgres", "redis", "temporal", "offline-model", "offline-stripe", "worker-1", "api")
 
 
 def launch(data: Path, ports: dict[str, int]) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS_FROM_THE_TEST_RUN}
-    env.update(DEV_DATA_DIR=str(data), WORKER_PROCESSES="1", API_PORT=str(ports["api"]),
+    env.update(DEV_DATA_DIR=str(data), WORKER_PROCESSES="1", API_PORT=str(ports["api"]), JWT_SECRET=SECRET,
+               OFFLINE_MODEL_FIRST_TOKEN_DELAY_MS="0", OFFLINE_MODEL_ANSWER_WORDS="5",
                **{f"DEV_{name.upper()}_PORT": str(port) for name, port in ports.items() if name != "api"})
     return subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -41,50 +49,99 @@ def wait_ready(process: subprocess.Popen, api_port: int) -> None:
 
 
 def ours(data: Path) -> list[psutil.Process]:
+    """Every live process of a launcher on `data`: the servers name it or work in it (Redis rewrites its
+    command line and environment, but keeps its folder), the others inherit DEV_DATA_DIR."""
     found = []
-    for process in psutil.process_iter(["cmdline", "cwd"]):
+    for process in psutil.process_iter(["cmdline", "status", "cwd"]):
         try:
-            if str(data) in " ".join(process.info["cmdline"] or []):
+            if process.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if (str(data) in " ".join(process.info["cmdline"] or []) or (process.info["cwd"] or "").startswith(str(data))
+                    or process.environ().get("DEV_DATA_DIR") == str(data)):
                 found.append(process)
         except psutil.Error:
             pass
     return found
 
 
-def test_a_double_signal_stops_everything_and_a_leftover_postgres_is_taken_over(tmp_path):
+def kill_all(data: Path) -> None:
+    """Whatever a failed test left: nothing of it outlives the test."""
+    for process in ours(data):
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+
+
+def serves_a_turn(api_port: int) -> None:
+    headers = {"Authorization": f"Bearer {issue_token(SECRET, 'launcher-test')}"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers=headers, timeout=60) as client:
+        created = client.post("/api/chat/sessions", json={})
+        assert created.status_code == 201, created.text
+        turn = client.post(f"/api/chat/sessions/{created.json()['id']}/turns", json={"message": "hi", "wait_seconds": 45})
+        assert turn.status_code == 200 and turn.json()["status"] == "completed", turn.text
+
+
+@pytest.mark.timeout(360)
+def test_a_double_signal_stops_everything_and_what_a_killed_launcher_left_is_taken_over(tmp_path):
     data = tmp_path / "data"
     ports = {name: free_port() for name in ("api", "postgres", "redis", "temporal", "temporal_ui", "offline_model",
                                              "offline_stripe")}
-    first = launch(data, ports)
     try:
-        wait_ready(first, ports["api"])
-        os.killpg(first.pid, signal.SIGTERM)
-        time.sleep(0.2)
-        os.killpg(first.pid, signal.SIGTERM)  # the relayed second one, mid-shutdown
-        assert first.wait(90) == 0
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-    time.sleep(1)
-    assert not ours(data), [p.info["cmdline"] for p in ours(data)]
+        first = launch(data, ports)
+        try:
+            wait_ready(first, ports["api"])
+            os.killpg(first.pid, signal.SIGTERM)
+            time.sleep(0.2)
+            os.killpg(first.pid, signal.SIGTERM)  # the relayed second one, mid-shutdown
+            assert first.wait(90) == 0
+        finally:
+            if first.poll() is None:
+                os.killpg(first.pid, signal.SIGKILL)
+        time.sleep(1)
+        assert not ours(data), [p.info["cmdline"] for p in ours(data)]
 
-    # A crashed launcher: PostgreSQL (its own process group) is left running on the data.
-    second = launch(data, ports)
-    wait_ready(second, ports["api"])
-    leftover = [p for p in ours(data) if "postgres" in " ".join(p.info["cmdline"])]
-    for process in psutil.Process(second.pid).children(recursive=False):
-        if "postgres" not in " ".join(process.cmdline()):
-            os.killpg(process.pid, signal.SIGKILL)
-    os.kill(second.pid, signal.SIGKILL)
-    second.wait(10)
-    assert leftover and all(p.is_running() for p in leftover)
+        # A crashed launcher: SIGKILL leaves every child (each in its own process group) running.
+        second = launch(data, ports)
+        wait_ready(second, ports["api"])
+        leftover = psutil.Process(second.pid).children(recursive=False)
+        assert len(leftover) == len(CHILDREN)
+        os.kill(second.pid, signal.SIGKILL)
+        second.wait(10)
+        assert all(p.is_running() for p in leftover)
 
-    third = launch(data, ports)
-    try:
-        wait_ready(third, ports["api"])
+        third = launch(data, ports)
+        try:
+            # The leftover API answers until the new launcher has stopped it: only then is it the new one.
+            psutil.wait_procs(leftover, timeout=60)
+            assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in leftover)
+            wait_ready(third, ports["api"])
+            serves_a_turn(ports["api"])
+            # A second launcher on the same data while one runs is refused, and touches nothing.
+            beside = launch(data, ports)
+            assert beside.wait(30) == 1
+            assert f"a launcher (pid {third.pid}) is already running" in beside.stdout.read()
+            assert httpx.get(f"http://127.0.0.1:{ports['api']}/health", timeout=5).status_code == 200
+        finally:
+            os.killpg(third.pid, signal.SIGTERM)
+            third.wait(90)
+        output = third.stdout.read()
+        stops = [line.split()[1] for line in output.splitlines() if "left running by a launcher that was killed" in line]
+        assert stops == list(reversed(CHILDREN)), output  # newest first: clients before their servers
+        time.sleep(1)
+        assert not ours(data), [p.info["cmdline"] for p in ours(data)]
+
+        # A port another program holds: named, with the variable that moves ours; nothing is left running.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+            holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            holder.bind(("127.0.0.1", ports["redis"]))
+            holder.listen()
+            refused = launch(data, ports)
+            assert refused.wait(60) == 1
+        output = refused.stdout.read()
+        assert f"port {ports['redis']} (Redis) is already in use by another program (pid {os.getpid()}" in output
+        assert "set DEV_REDIS_PORT to a free port" in output and "Traceback" not in output, output
+        time.sleep(1)
+        assert not ours(data), [p.info["cmdline"] for p in ours(data)]
     finally:
-        os.killpg(third.pid, signal.SIGTERM)
-        third.wait(90)
-    assert "stopping the PostgreSQL server left running" in third.stdout.read()
-    time.sleep(1)
-    assert not ours(data)
+        kill_all(data)
