@@ -9,12 +9,17 @@ import uuid
 import httpx
 from temporalio import activity
 from temporalio.client import WorkflowUpdateStage
+from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
+from activities.stop import StopActivities
 from api.main import create_app
+from database import session_maker
 from local.model import chunks
 from local.stack.process import free_port
-from models.turn import RoundRequest, RoundResult, StopRequest, Usage
+from models import keys
+from models.turn import IncomingMessage, RoundRequest, RoundResult, StopRequest, Usage
+from stream_relay.connection import redis_client
 from tests.support.helpers import follow, marker, new_session, queue, send, session_rows, slow_text, start_turn, stop
 from tests.support.scripted_model import Stream, text_reply
 from tests.support.servers import serve, shutdown
@@ -339,3 +344,24 @@ async def test_a_turn_slow_to_close_answers_stop_and_messages_with_retryable_sta
     finally:
         MODEL_GATE.set(), STOP_GATE.set()
         await shutdown(server, task)
+
+
+async def test_a_stop_before_the_first_writes_keeps_the_message_and_opens_the_stream(http, user, settings, stack):
+    """The first writes are cut short by a Stop: the stop record stores the opening message and
+    opens the stream itself, so nothing the person sent is lost and the stream is well-formed."""
+    session_id = await new_session(http, user)
+    turn_id = str(uuid.uuid4())
+    stream_key = keys.turn_stream_key(session_id, turn_id)
+    redis = redis_client(settings.redis_url)
+    activities = StopActivities(redis, session_maker(settings.database_url), settings.stream_retention_seconds)
+    request = StopRequest(session_id=session_id, turn_id=turn_id, stream_key=stream_key, round_index=-1,
+                          open_tool_calls=[], unrecorded_messages=[IncomingMessage(message_id="m-1", content="kept")])
+
+    for _ in range(2):  # a retried stop record writes nothing twice
+        await ActivityEnvironment().run(activities.record_stop, request)
+
+    rows = await session_rows(stack.database_url, session_id)
+    assert [(r["role"], r["content"]) for r in rows] == [("user", "kept"), ("system", "stopped by user")]
+    replay = await follow(http, user, session_id)
+    assert part_types(replay) == ["start", "finish-step", "abort", "finish"]
+    await redis.aclose()
