@@ -18,11 +18,15 @@ from fastapi import FastAPI
 
 from models.api import ErrorResponse, ValidationErrorResponse
 from settings import Settings
+from stream_relay.reader import ENTRY_ID_PATTERN
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 VALIDATION_REF = {"$ref": "#/components/schemas/ValidationErrorResponse"}
 SESSIONS_PATH = "/api/chat/sessions"
 FILES_PATH = "/api/workspace/files"
+# `json_schema_extra` of a stream's `from` / `Last-Event-ID`: an event id to resume after, or empty
+# for none (the routes check it: 422 invalid_event_id).
+EVENT_ID_DOC = {"pattern": f"^(?:{ENTRY_ID_PATTERN.strip('^$')})?$"}
 
 
 def _answer(description: str, ref: dict[str, str]) -> dict[str, Any]:
@@ -101,8 +105,9 @@ def _request_property(schema: dict[str, Any], model: str, field: str) -> dict[st
 
 
 def _settings_limits(schema: dict[str, Any], settings: Settings) -> None:
-    for model in ("SendMessageRequest", "RunTurnRequest"):
-        _request_property(schema, model, "message")["maxLength"] = settings.max_message_chars
+    for model in ("SendMessageRequest", "RunTurnRequest", "BotChatRequest"):  # every send checks max_message_chars
+        if model in schema["components"]["schemas"]:
+            _request_property(schema, model, "message")["maxLength"] = settings.max_message_chars
     for field in ("success_url", "cancel_url"):
         _request_property(schema, "SubscriptionTierRequest", field)["pattern"] = redirect_pattern(
             settings.frontend_origin)

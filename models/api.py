@@ -75,7 +75,7 @@ METADATA_SCHEMA = {"type": "object", "propertyNames": {"pattern": NO_NUL},
                                   f"{METADATA_MAX_DEPTH} levels, without a `tool_filter` key."}
 
 
-def _not_blank(value: str) -> str:
+def refuse_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("message is empty")
     return refuse_unstorable(value, "message")
@@ -174,7 +174,7 @@ class SendMessageRequest(BaseModel):
     @field_validator("message")
     @classmethod
     def _storable(cls, value: str) -> str:
-        return _not_blank(value)
+        return refuse_blank(value)
 
 
 class QueuedResponse(BaseModel):
@@ -211,7 +211,7 @@ class RunTurnRequest(BaseModel):
     @field_validator("message")
     @classmethod
     def _storable(cls, value: str) -> str:
-        return _not_blank(value)
+        return refuse_blank(value)
 
 
 class WorkspaceFileOut(BaseModel):

@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from models.api import NOT_BLANK, refuse_blank
 from models.platforms import PLATFORM_ID_MAX_CHARS, TOKEN_MAX_CHARS, LinkType, Platform
 from models.text import refuse_unstorable
 
@@ -124,12 +125,24 @@ class BotChatRequest(_Storable):
     server's conversation and bills to the server's owner; without, it is the DM of
     `platform_user_id` and bills to that person's linked account."""
 
+    # A server's message needs its channel (the route refuses it without: 422); the spec says so.
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"required": ["platform_server_id"], "properties": {"platform_server_id": {"type": "string"}}},
+        "then": {"required": ["platform_channel_id"], "properties": {"platform_channel_id": {"type": "string"}}}})
+
     platform: Platform
     platform_user_id: PlatformId = Field(description="Who wrote it (for a DM: the linked person).")
     platform_server_id: Optional[PlatformId] = None
     platform_channel_id: Optional[PlatformId] = Field(default=None, description="Required with a server: "
                                                                                 "one session per channel.")
-    message: str = Field(description="The text, as the copilot should read it.")
+    # Its maxLength in the spec is the server's `max_message_chars` (api/openapi.py).
+    message: str = Field(min_length=1, description="The text, as the copilot should read it: not blank.",
+                         json_schema_extra={"pattern": NOT_BLANK})
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        return refuse_blank(value)
 
 
 class ChatTurnHandle(BaseModel):

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.deps import DbDep, RedisDep, SettingsDep, TemporalDep, ToolNamesDep
 from api.errors import ApiError
+from api.openapi import EVENT_ID_DOC
 from api.routers.platform_linking import TokenPath, linking_refusal
 from api.routers.sessions import SSE_DOC, IdempotencyKeyHeader
 from api.sending import release_connection, send_message_to_session
@@ -185,8 +186,8 @@ async def follow_chat_turn(session_id: str, caller: BotCaller, db: DbDep, redis:
                            turn_id: Annotated[Optional[str], Query(pattern=TURN_ID_PATTERN, description=(
                                "The turn to follow (from the chat answer); the session's latest without it."))] = None,
                            from_: Annotated[Optional[str], Query(alias="from", description="Resume after this event "
-                                                                 "id.")] = None,
-                           last_event_id: Annotated[Optional[str], Header()] = None,
+                                                                 "id.", json_schema_extra=EVENT_ID_DOC)] = None,
+                           last_event_id: Annotated[Optional[str], Header(json_schema_extra=EVENT_ID_DOC)] = None,
                            ) -> StreamingResponse:
     """The turn's UI message stream, as `GET /api/chat/sessions/{id}/stream` gives it to the
     browser, following into auto-continued turns (where queued messages are answered). Only a

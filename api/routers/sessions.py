@@ -17,6 +17,7 @@ from api.deps import (
     ToolNamesDep,
 )
 from api.errors import ApiError, not_found
+from api.openapi import EVENT_ID_DOC
 from api.sending import release_connection, send_message_to_session
 from api.sse import sse_response
 from billing.accounts import open_account
@@ -39,7 +40,7 @@ from models.db import ChatSession
 from models.turn import TurnOutcome
 from stream_relay.cleanup import delete_session_streams
 from stream_relay.keys import latest_turn_key
-from stream_relay.reader import ENTRY_ID_PATTERN, STREAM_START, valid_entry_id
+from stream_relay.reader import STREAM_START, valid_entry_id
 from workflows import turn_client
 
 router = APIRouter(prefix="/api/chat/sessions", tags=["sessions"])
@@ -50,8 +51,6 @@ IdempotencyKeyHeader = Annotated[Optional[str], Header(
     description="Makes the send safe to retry: a repeat within the window answers the first outcome.")]
 SSE_DOC = {"description": "A Vercel AI SDK UI message stream (v1) of Server-Sent Events.",
            "content": {"text/event-stream": {}}}
-# An event id to resume after; empty is the same as none (`follow_turn` checks it: 422 invalid_event_id).
-EVENT_ID_DOC = {"pattern": f"^(?:{ENTRY_ID_PATTERN.strip('^$')})?$"}
 
 
 def summary(session: ChatSession) -> SessionSummary:

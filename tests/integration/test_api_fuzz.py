@@ -9,8 +9,10 @@ documents, and a schema-valid request must not be refused (tests/support/fuzz_ch
 the few refusals that depend on state, each by its error code). Invalid requests must be refused.
 
 It runs as a child process, so the API, the worker and the Temporal client keep this test's
-event loop while it waits. Bodies are not read past the first event on the two SSE routes
-(`max-stream-events`): their status, headers and error answers are fuzzed like any route's.
+event loop while it waits. The API is an instance of its own on the shared stack, with a platform
+bot credential, so the bot's routes are fuzzed with the credential they take. Bodies are not read
+past the first event on the SSE routes (`max-stream-events`): their status, headers and error
+answers are fuzzed like any route's.
 """
 
 import asyncio
@@ -22,13 +24,17 @@ from pathlib import Path
 
 from api.auth import issue_token
 from database import session_maker
+from models.platforms import Platform
+from tests.support.servers import api_with
 from workspace.files import save_file
 from workspace.storage import DiskStorage
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-# The whole run's ceiling: the budget in the config takes about 25 s on 2 cores.
+# The whole run's ceiling: the budget in the config takes 30 to 40 s on 2 cores.
 RUN_TIMEOUT_SECONDS = 150
+# One service credential for every platform, so no generated platform is outside its scope.
+BOT_TOKEN = "fuzz-bot-token-0123456789abcdef0123456789"
 
 
 async def seed_a_file(settings, user_id: str) -> None:
@@ -59,11 +65,13 @@ async def test_the_api_keeps_to_its_own_spec(api_url, settings, user, tmp_path):
     await seed_a_file(settings, user.id)
     admin = issue_token(settings.jwt_secret, "fuzz-admin", role="admin", issuer=settings.jwt_issuer,
                         audience=settings.jwt_audience)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FUZZ_USER_TOKEN": user.token, "FUZZ_ADMIN_TOKEN": admin}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FUZZ_USER_TOKEN": user.token, "FUZZ_ADMIN_TOKEN": admin,
+           "FUZZ_BOT_TOKEN": BOT_TOKEN}
 
-    started = time.monotonic()
-    code, output = await run_schemathesis(api_url, tmp_path, env)
-    elapsed = time.monotonic() - started
+    async with api_with(settings, platform_bot_tokens={p.value: BOT_TOKEN for p in Platform}) as api:
+        started = time.monotonic()
+        code, output = await run_schemathesis(str(api.base_url).rstrip("/"), tmp_path, env)
+        elapsed = time.monotonic() - started
 
     print(output)  # pytest shows it when the test fails, or with -s
     reports = list(tmp_path.glob("*.json"))

@@ -17,6 +17,7 @@ STATE_REFUSALS: dict[str, dict[int, set[str]]] = {
     # A key already used with another message or session (conversation/idempotent_sends.py).
     "POST /api/chat/sessions/{session_id}/stream": {422: {"idempotency_key_reused"}},
     "POST /api/chat/sessions/{session_id}/turns": {422: {"idempotency_key_reused"}},
+    "POST /api/platform-bot/chat/turns": {422: {"idempotency_key_reused"}},
     # A FREE user's move to a paid tier is a Stripe Checkout, which needs a success_url
     # (workflows/subscription.py, `MissingRedirect`).
     "POST /api/credits/subscription": {422: {"A success_url is needed to start a checkout."}},
@@ -25,6 +26,11 @@ STATE_REFUSALS: dict[str, dict[int, set[str]]] = {
                                    402: {"insufficient_credits"}},
     # No generated request carries Stripe's signature.
     WEBHOOK: {400: {"invalid_signature"}},
+    # A link token the fuzz saw in an answer: already used, or one of the other flow (server / user).
+    "GET /api/platform-linking/tokens/{token}/info": {410: {"link_token_expired"}},
+    "POST /api/platform-linking/tokens/{token}/confirm": {400: {"link_flow_mismatch"}, 410: {"link_token_expired"}},
+    "POST /api/platform-linking/user-tokens/{token}/confirm": {400: {"link_flow_mismatch"},
+                                                               410: {"link_token_expired"}},
 }
 
 
