@@ -11,6 +11,7 @@ COPY conversation ./conversation
 COPY limits ./limits
 COPY migrations ./migrations
 COPY models ./models
+COPY operations ./operations
 COPY platform_linking ./platform_linking
 COPY sandbox ./sandbox
 COPY stream_relay ./stream_relay

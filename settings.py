@@ -143,6 +143,18 @@ class Settings(BaseSettings):
     platform_bot_tokens: dict[str, str] = Field(default_factory=dict)
     platform_link_base_url: str = "http://127.0.0.1:3000/link"
 
+    # Public shares: the share URL is on `frontend_origin`; the public routes answer at most this
+    # many requests per client address per window (0 = unlimited).
+    public_rate_limit: int = Field(default=300, ge=0)
+    public_rate_window_seconds: int = Field(default=60, ge=1)
+
+    # The admin API. A turn running for longer than this is long-running (a turn whose stream has
+    # been silent for longer than `stream_idle_timeout_seconds` is stuck).
+    long_running_turn_seconds: float = Field(default=3600.0, gt=0)
+    admin_stop_concurrency: int = Field(default=10, ge=1)  # turns a bulk stop stops at once
+    # How long terminating a stuck turn first waits for it to take a Stop.
+    admin_terminate_stop_wait_seconds: float = Field(default=5.0, ge=0)
+
     @field_validator("platform_bot_tokens")
     @classmethod
     def _bot_tokens(cls, tokens: dict[str, str]) -> dict[str, str]:

@@ -11,10 +11,14 @@ from api.errors import install_error_handlers
 from api.openapi import install_openapi
 from api.routers import (
     admin,
+    admin_actions,
+    admin_diagnostics,
     health,
     platform_bot,
     platform_linking,
+    public,
     sessions,
+    sharing,
     stripe_webhook,
     subscription,
     usage,
@@ -62,6 +66,10 @@ def create_app(settings: Optional[Settings] = None, tools: ToolCatalog = DEFAULT
     app.include_router(subscription.router)
     app.include_router(stripe_webhook.router)
     app.include_router(admin.router)
+    app.include_router(admin_diagnostics.router)
+    app.include_router(admin_actions.router)
+    app.include_router(sharing.router)
+    app.include_router(public.router)
     app.include_router(platform_linking.router)
     app.include_router(platform_bot.router)
     return app

@@ -11,7 +11,9 @@ from models.turn import ModelMessage, ToolCall
 
 SYSTEM_PROMPT = (
     "You are AutoPilot, a helpful copilot. Answer clearly and concisely. "
-    "Use the tools you are given when they help; never invent tool results."
+    "Use the tools you are given when they help; never invent tool results. "
+    # The share of a conversation opens exactly the files its messages name this way.
+    "Refer to a workspace file by its workspace://<id> URI, as the file tools give it."
 )
 
 MISSING_RESULT = '{"error": "no result was recorded for this tool call"}'

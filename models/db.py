@@ -125,3 +125,52 @@ class StripeEvent(SQLModel, table=True):
     type: str = Field(max_length=100)
     user_id: Optional[str] = Field(default=None, max_length=128)
     received_at: datetime = _timestamp()
+
+
+class SessionShare(SQLModel, table=True):
+    """A session shared read-only by link: at most one share per session, and sharing again
+    rotates the token. The share shows the conversation as it was when shared (through
+    `through_sequence`) and exactly the files that part of it referred to (`SharedSessionFile`)."""
+
+    __tablename__ = "session_shares"
+
+    session_id: str = Field(sa_column=Column(String(64), ForeignKey("chat_sessions.id", ondelete="CASCADE"),
+                                             primary_key=True))
+    share_token: str = Field(sa_column=Column(String(36), nullable=False, unique=True))
+    through_sequence: int
+    shared_at: datetime = _timestamp()
+
+
+class SharedSessionFile(SQLModel, table=True):
+    """The allowlist of a share: the one thing the public download checks. Its token has no ON
+    UPDATE rule, so a token cannot change while files are listed under it: rotating deletes the
+    old list first, and the new one is written afresh (never merged)."""
+
+    __tablename__ = "shared_session_files"
+    __table_args__ = (UniqueConstraint("share_token", "file_id", name="uq_shared_session_files_token_file"),)
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    share_token: str = Field(sa_column=Column(String(36), ForeignKey("session_shares.share_token", ondelete="CASCADE"),
+                                              nullable=False))
+    session_id: str = Field(sa_column=Column(String(64), ForeignKey("chat_sessions.id", ondelete="CASCADE"),
+                                             nullable=False, index=True))
+    file_id: str = Field(sa_column=Column(String(64), ForeignKey("workspace_files.id", ondelete="CASCADE"),
+                                          nullable=False))
+    created_at: datetime = _timestamp()
+
+
+class AdminAuditEntry(SQLModel, table=True):
+    """What an operator did through the admin API: who, when, what, and how it ended."""
+
+    __tablename__ = "admin_audit"
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    admin_id: str = Field(max_length=128)
+    action: str = Field(max_length=64)
+    # The session the action was about; null for one over many (a bulk stop names them in details).
+    target: Optional[str] = Field(default=None, max_length=64)
+    reason: Optional[str] = Field(default=None, max_length=500)
+    outcome: str = Field(max_length=64)
+    details: dict = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default="{}"))
+    created_at: datetime = Field(default_factory=utcnow, sa_column_kwargs={"nullable": False, "index": True},
+                                 sa_type=DateTime(timezone=True))

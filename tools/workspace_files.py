@@ -37,8 +37,8 @@ class ListFilesInput(BaseModel):
 
 
 def describe(record) -> dict:
-    return {"uri": file_uri(record.id), "name": record.name, "size_bytes": record.size_bytes,
-            "created_at": record.created_at.isoformat()}
+    return {"uri": file_uri(record.id), "name": record.name, "content_type": record.content_type,
+            "size_bytes": record.size_bytes, "created_at": record.created_at.isoformat()}
 
 
 def _text(data: bytes) -> dict:

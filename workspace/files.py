@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversation.sessions import ensure_user
 from models.db import WorkspaceFile, utcnow
+from workspace.mime import detect_mime_type
 from workspace.storage import WorkspaceStorage
 
 URI_PREFIX = "workspace://"
@@ -44,12 +45,14 @@ def parse_file_ref(ref: str) -> Optional[str]:
 
 
 async def save_file(db: AsyncSession, storage: WorkspaceStorage, user_id: str, session_id: Optional[str],
-                    name: str, data: bytes, max_bytes: int, content_type: str = "text/plain",
+                    name: str, data: bytes, max_bytes: int, content_type: Optional[str] = None,
                     file_id: Optional[str] = None, session_quota_bytes: Optional[int] = None) -> WorkspaceFile:
     """Stores a file. With a `file_id` (32 hex digits) the call is idempotent: a file already
     stored under that id for this user is returned as it is. In a session, the session's folder
-    may hold at most `session_quota_bytes` in all."""
+    may hold at most `session_quota_bytes` in all. Without a `content_type`, the type is detected
+    from the bytes and the name (`workspace.mime`)."""
     check_name(name)
+    content_type = content_type or detect_mime_type(name, data)
     if len(data) > max_bytes:
         raise WorkspaceError("too_large", f"The file is {len(data)} bytes; the limit is {max_bytes}.")
     if file_id is not None:

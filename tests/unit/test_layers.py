@@ -9,9 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ["api", "workflows", "activities", "models", "conversation", "billing", "stream_relay", "workspace",
-           "tools", "limits", "sandbox", "platform_linking", "bot_adapter"]
+           "tools", "limits", "sandbox", "operations", "platform_linking", "bot_adapter"]
 PRODUCT_MODULES = ["settings", "worker", "database"]
-DOMAIN = ["conversation", "billing", "stream_relay", "workspace", "tools", "limits", "sandbox", "platform_linking"]
+DOMAIN = ["conversation", "billing", "stream_relay", "workspace", "tools",
+          "limits", "sandbox", "operations", "platform_linking"]
 # Workflow definitions (deterministic code): what they may import from the project.
 WORKFLOW_DEFINITIONS = ["workflows.copilot_turn", "workflows.subscription"]
 WORKFLOW_MAY_USE = ["models", "activities.interfaces", "workflows.search_attributes", "billing.tiers"]
