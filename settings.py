@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     offline_model_url: str = "http://127.0.0.1:8001/v1"
     fast_model: str = "anthropic/claude-sonnet-4"
     thinking_model: str = "anthropic/claude-sonnet-4"
+    advanced_model: str = "anthropic/claude-opus-4"  # a message's `model: "advanced"`
     # Reasoning budget on Anthropic routes (never sent elsewhere); 0 = off.
     reasoning_max_tokens: int = Field(default=8192, ge=0, le=128_000)
     # How long Anthropic keeps the cached prompt prefix (system prompt and tools); "1h" needs a beta header.
@@ -155,6 +156,19 @@ class Settings(BaseSettings):
     # How long terminating a stuck turn first waits for it to take a Stop.
     admin_terminate_stop_wait_seconds: float = Field(default=5.0, ge=0)
 
+    # Services that run turns on behalf of a user they name (the AutoPilot graph block of another
+    # service): their credentials (JSON list, each at least 32 visible ASCII characters).
+    service_tokens: list[str] = Field(default_factory=list)
+
+    @field_validator("service_tokens")
+    @classmethod
+    def _service_tokens(cls, tokens: list[str]) -> list[str]:
+        for token in tokens:
+            if len(token) < BOT_TOKEN_MIN_CHARS or not token.isascii() or not token.isprintable() or " " in token:
+                raise ValueError(f"SERVICE_TOKENS: each token must be at least {BOT_TOKEN_MIN_CHARS} visible ASCII "
+                                 "characters")
+        return tokens
+
     @field_validator("platform_bot_tokens")
     @classmethod
     def _bot_tokens(cls, tokens: dict[str, str]) -> dict[str, str]:
@@ -185,13 +199,17 @@ class Settings(BaseSettings):
                                       "of your own, or APP_ENV=development on a machine of your own.")
         if self.jwt_secret in self.platform_bot_tokens.values():
             raise UnsafeConfiguration("A bot token in PLATFORM_BOT_TOKENS is the JWT secret: the two must differ.")
+        if set(self.service_tokens) & ({self.jwt_secret} | set(self.platform_bot_tokens.values())):
+            raise UnsafeConfiguration("A token in SERVICE_TOKENS is the JWT secret or a bot token: each credential "
+                                      "must be its own.")
 
     @property
     def secret_values(self) -> list[str]:
         """Values a tool's output must never show (replaced with [REDACTED])."""
         from urllib.parse import urlsplit
 
-        secrets = [self.jwt_secret, self.openrouter_api_key, self.model_api_key, *self.platform_bot_tokens.values()]
+        secrets = [self.jwt_secret, self.openrouter_api_key, self.model_api_key, *self.platform_bot_tokens.values(),
+                   *self.service_tokens]
         for url in (self.database_url, self.redis_url):
             password = urlsplit(url).password
             if password:

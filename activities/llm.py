@@ -48,10 +48,18 @@ def anthropic_extras(settings: Settings, messages: list[dict[str, Any]], tools: 
     return {"anthropic-beta": EXTENDED_CACHE_TTL_BETA} if settings.prompt_cache_ttl == "1h" else {}
 
 
+def chosen_model(settings: Settings, request: RoundRequest) -> str:
+    """The model id a round calls: the advanced one when the message asked for it, else the
+    model of the turn's mode."""
+    if request.model == "advanced":
+        return settings.advanced_model
+    return settings.thinking_model if request.mode == "extended_thinking" else settings.fast_model
+
+
 def build_request(settings: Settings, request: RoundRequest, history: list[ModelMessage],
                   catalog: ToolCatalog) -> dict[str, Any]:
     """The chat-completions request body, with OpenRouter's extras where they apply."""
-    model = settings.thinking_model if request.mode == "extended_thinking" else settings.fast_model
+    model = chosen_model(settings, request)
     messages = [m.to_openai() for m in history]
     tools = tool_schemas(catalog, request.allowed_tools)
     extra_body: dict[str, Any] = {"usage": {"include": True}}

@@ -42,8 +42,7 @@ class StopActivities:
     @activity.defn
     async def record_stop(self, request: StopRequest) -> None:
         # Stopped during the first writes: the opening messages are kept and the stream opened.
-        rows = [NewMessageRow(key=keys.user_row(m.message_id), role="user", content=m.content)
-                for m in request.unrecorded_messages]
+        rows = [m.row() for m in request.unrecorded_messages]
         if request.unrecorded_messages:
             await open_turn_stream(self.redis, self.retention_seconds, request.session_id, request.turn_id,
                                    request.stream_key)

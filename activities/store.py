@@ -6,7 +6,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from models import keys
 from models.db import ChatMessage, ChatSession, utcnow
 from models.text import storable, storable_json
 from models.turn import BeginTurnRequest, NewMessageRow, RecordMessagesRequest
@@ -35,6 +34,8 @@ async def insert_rows(db: AsyncSession, session_id: str, turn_id: str, rows: lis
             session_id=session_id, sequence=next_sequence, role=row.role, content=storable(row.content),
             tool_calls=storable_json([c.model_dump() for c in row.tool_calls]) if row.tool_calls else None,
             tool_call_id=row.tool_call_id, turn_id=turn_id, idempotency_key=row.key, created_at=now,
+            context=storable_json(row.context.model_dump(exclude_none=True)) if row.context else None,
+            is_user_message=row.is_user_message,
         ).on_conflict_do_nothing(constraint="uq_chat_messages_session_idempotency_key"))
         next_sequence += 1
     await db.execute(update(ChatSession).where(ChatSession.id == session_id).values(updated_at=now))
@@ -48,8 +49,7 @@ class StoreActivities:
     async def begin_turn(self, request: BeginTurnRequest) -> None:
         """Persists the messages that start the turn (the model reads them from Postgres)."""
         async with self.sessions.begin() as db:
-            rows = [NewMessageRow(key=keys.user_row(m.message_id), role="user", content=m.content) for m in request.messages]
-            await insert_rows(db, request.session_id, request.turn_id, rows)
+            await insert_rows(db, request.session_id, request.turn_id, [m.row() for m in request.messages])
 
     @activity.defn
     async def record_messages(self, request: RecordMessagesRequest) -> None:

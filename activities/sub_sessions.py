@@ -63,14 +63,14 @@ class SubSessionActivities:
                 sub = await create_session(
                     db, request.user_id, f"Sub-session: {title_from_message(arguments.prompt)}",
                     {"tool_filter": tool_filter.model_dump(), "sub_session_of_turn": request.turn_id},
-                    parent_session_id=request.parent_session_id,
+                    parent_session_id=request.parent_session_id, dry_run=request.dry_run,
                 )
         # Derived from the tool call, so a retried activity hands the sub the same message.
         message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{request.turn_id}/{request.call.id}"))
         return PreparedSubSession(
             sub_session_id=sub.id, title=sub.title or "Sub-session",
             child_input=turn_client.turn_input(self.settings, sub.id, request.user_id, self.tools, tool_filter,
-                                               "sub_session", depth),
+                                               "sub_session", depth, dry_run=sub.dry_run or request.dry_run),
             message=IncomingMessage(message_id=message_id, content=prompt),
             wait_seconds=clamp_wait(arguments.wait_for_result, self.settings.tool_timeout_seconds),
         )
@@ -88,7 +88,7 @@ class SubSessionActivities:
             return await turn_client.submit_message(
                 self.temporal, self.settings,
                 turn_client.turn_input(self.settings, request.session_id, request.user_id, self.tools, tool_filter,
-                                       "sub_session", request.depth),
+                                       "sub_session", request.depth, dry_run=bool(sub and sub.dry_run)),
                 request.message, request.title)
         except turn_client.MessageRefused as refusal:
             if refusal.closing:

@@ -137,6 +137,11 @@ class ToolActivities:
             return _error(request, "invalid_arguments", str(problem)[:2000])
         if tool.prerequisite and not await self._completed_before(request, tool.prerequisite):
             return _error(request, "prerequisite_missing", f"Call '{tool.prerequisite}' before '{tool.name}'.")
+        if request.dry_run and tool.effects_outside_workspace:
+            return ToolResult(tool_call_id=request.call.id, name=tool.name, output={
+                "dry_run": True, "ran": False, "input": arguments.model_dump(mode="json"),
+                "message": f"'{tool.name}' was not run: this session is a dry run and the call would change "
+                           "something outside its workspace. Describe what it would have done."})
         cap = request.timeout_seconds or self.settings.tool_timeout_seconds
         budget = self._budget(request, cap)
         if budget <= 0:  # a retry that starts after the call's deadline; an earlier attempt may have reserved
@@ -146,7 +151,7 @@ class ToolActivities:
             return _error(request, "insufficient_credits",
                           f"'{tool.name}' costs {tool.credit_cost} credits; the balance is too low.")
         context = ToolContext(request.session_id, request.user_id, request.turn_id, request.call.id,
-                              self.services, budget)
+                              self.services, budget, request.dry_run)
         try:
             async with heartbeating():
                 output = await self._run_within(tool, arguments, context, request, budget)

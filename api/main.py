@@ -17,6 +17,7 @@ from api.routers import (
     platform_bot,
     platform_linking,
     public,
+    service_turns,
     sessions,
     sharing,
     stripe_webhook,
@@ -72,6 +73,7 @@ def create_app(settings: Optional[Settings] = None, tools: ToolCatalog = DEFAULT
     app.include_router(public.router)
     app.include_router(platform_linking.router)
     app.include_router(platform_bot.router)
+    app.include_router(service_turns.router)
     return app
 
 

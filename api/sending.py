@@ -4,6 +4,7 @@ turn. The browser's routes (`api/routers/sessions.py`) and the platform bot's
 (`api/routers/platform_bot.py`) send through here, so a message reaches a turn one way only."""
 
 import uuid
+from dataclasses import dataclass
 from typing import Optional
 
 from api.errors import ApiError
@@ -12,15 +13,30 @@ from billing.spend import OverSpendLimit, SpendWindows
 from conversation import sessions as store
 from conversation.idempotent_sends import IdempotentSend, KeyInUse, KeyReused
 from limits.message_rate import MessageRateLimiter
+from models.api import HistoryEntry, RunTurnRequest, TurnAnswer
 from models.db import ChatSession
-from models.turn import IncomingMessage, SubmitResult
+from models.turn import ChatMode, IncomingMessage, MessageContext, ModelChoice, SubmitResult, TurnOutcome
 from workflows import turn_client
 
 
+@dataclass(frozen=True)
+class SendOptions:
+    """What a send carries besides its text."""
+
+    context: Optional[MessageContext] = None
+    is_user_message: bool = True
+    mode: ChatMode = "fast"
+    model: ModelChoice = "standard"
+    depth: int = 0  # how deep in calls from turns into turns the turn starts (its sub-sessions count on)
+
+
 async def submit(temporal, settings, tool_names: tuple[str, ...], session: ChatSession, user_id: str, text: str,
-                 title: str, message_id: str) -> SubmitResult:
-    message = IncomingMessage(message_id=message_id, content=text)
-    input = turn_client.turn_input(settings, session.id, user_id, tool_names, store.session_tool_filter(session))
+                 title: str, message_id: str, options: SendOptions = SendOptions()) -> SubmitResult:
+    message = IncomingMessage(message_id=message_id, content=text, context=options.context,
+                              is_user_message=options.is_user_message)
+    input = turn_client.turn_input(settings, session.id, user_id, tool_names, store.session_tool_filter(session),
+                                   depth=options.depth, dry_run=session.dry_run, mode=options.mode,
+                                   model=options.model)
     try:
         return await turn_client.submit_message(temporal, settings, input, message, title)
     except turn_client.MessageRefused as refusal:
@@ -65,7 +81,8 @@ async def check_running_turns(temporal, settings, session: ChatSession, user_id:
 
 
 async def send_message_to_session(db, redis, temporal, settings, tool_names: tuple[str, ...], session: ChatSession,
-                                  user_id: str, message: str, idempotency_key: Optional[str]) -> SubmitResult:
+                                  user_id: str, message: str, idempotency_key: Optional[str],
+                                  options: SendOptions = SendOptions()) -> SubmitResult:
     """Checks and hands the message to the session's turn (starting one, or queueing in the one
     running). With an idempotency key, a repeat answers the first send's outcome and sends nothing."""
     send = IdempotentSend(redis, user_id, session.id, idempotency_key, message, settings.idempotency_window_seconds
@@ -87,7 +104,7 @@ async def send_message_to_session(db, redis, temporal, settings, tool_names: tup
         title = await store.set_title_if_missing(db, session, text)
         await release_connection(db)
         result = await submit(temporal, settings, tool_names, session, user_id, text, title,
-                              send.message_id if send else str(uuid.uuid4()))
+                              send.message_id if send else str(uuid.uuid4()), options)
     except BaseException:
         if send is not None:
             await send.release()
@@ -103,3 +120,30 @@ async def release_connection(db) -> None:
     for that time would cap the concurrent streams at the size of the pool. The loaded session
     object stays readable."""
     await db.close()
+
+
+async def run_turn_and_wait(db, redis, temporal, settings, tool_names: tuple[str, ...], sessions,
+                            session: ChatSession, user_id: str, body: RunTurnRequest,
+                            idempotency_key: Optional[str]) -> TurnAnswer:
+    """A turn as the AutoPilot graph block runs it: sent, then waited for. On a busy session the
+    message is queued and the call waits for the turn that delivers it (`queued: true`); with no
+    wait it answers `queued` at once."""
+    if body.recursion_depth >= body.max_recursion_depth:
+        raise ApiError(422, "recursion_too_deep", f"This call would run {body.recursion_depth + 1} levels deep; "
+                       f"max_recursion_depth is {body.max_recursion_depth}.")
+    prompt = f"[System Context: {body.system_context}]\n\n{body.message}" if body.system_context else body.message
+    submitted = await send_message_to_session(db, redis, temporal, settings, tool_names, session, user_id, prompt,
+                                              idempotency_key, SendOptions(depth=body.recursion_depth))
+    if submitted.queued and body.wait_seconds <= 0:
+        outcome = TurnOutcome(status="queued", queued=True, pending_buffer_length=submitted.buffer_length)
+    else:
+        outcome = await turn_client.message_outcome(temporal, sessions, session.id, submitted.message_id,
+                                                    body.wait_seconds,
+                                                    None if submitted.queued else submitted.turn_id)
+        if submitted.queued:
+            outcome = outcome.model_copy(update={"queued": True, "pending_buffer_length": submitted.buffer_length})
+    history = [HistoryEntry(role="user", content=prompt)]
+    if outcome.status != "queued":
+        history.append(HistoryEntry(role="assistant", content=outcome.response or "", tool_calls=outcome.tool_calls))
+    # Token counts, never the provider's cost (users see spend as percentages only).
+    return TurnAnswer(**outcome.model_dump(exclude={"usage"}), session_id=session.id, conversation_history=history)

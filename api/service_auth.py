@@ -28,6 +28,11 @@ SERVICE_BEARER = HTTPBearer(auto_error=False, scheme_name="ServiceToken",
 
 class ServiceKind(str, Enum):
     PLATFORM_BOT = "platform_bot"
+    # Runs turns on behalf of the user it names (the AutoPilot graph block of another service).
+    TURNS_FOR_USERS = "turns_for_users"
+
+
+ANY_USER = "*"
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,9 @@ def credentials_for(settings: Settings, kind: ServiceKind) -> list[ServiceCreden
             scopes.setdefault(token, set()).add(platform)
         return [ServiceCredential(ServiceCaller(kind, frozenset(platforms)), token.encode())
                 for token, platforms in scopes.items()]
+    if kind is ServiceKind.TURNS_FOR_USERS:
+        return [ServiceCredential(ServiceCaller(kind, frozenset({ANY_USER})), token.encode())
+                for token in dict.fromkeys(settings.service_tokens)]
     raise ValueError(f"no credentials for {kind}")
 
 
@@ -91,3 +99,4 @@ def require_service(kind: ServiceKind) -> Callable[..., ServiceCaller]:
 
 
 BotCaller = Annotated[ServiceCaller, Depends(require_service(ServiceKind.PLATFORM_BOT))]
+TurnServiceCaller = Annotated[ServiceCaller, Depends(require_service(ServiceKind.TURNS_FOR_USERS))]

@@ -24,6 +24,7 @@ class CachedRow:
     content: str
     tool_calls: Optional[list]
     tool_call_id: Optional[str]
+    context: Optional[dict]
 
 
 @dataclass
@@ -44,13 +45,13 @@ class ContextCache:
         async with self.sessions() as db:
             new_rows = (await db.execute(
                 select(ChatMessage.sequence, ChatMessage.role, ChatMessage.content, ChatMessage.tool_calls,
-                       ChatMessage.tool_call_id)
+                       ChatMessage.tool_call_id, ChatMessage.context)
                 .where(ChatMessage.session_id == session_id, ChatMessage.sequence > cached.last_sequence)
                 .order_by(ChatMessage.sequence)
             )).all()
         # Rounds of one session run one at a time; were two to overlap, each still reads it whole.
         for row in new_rows:
-            cached.rows.append(CachedRow(row.role, row.content, row.tool_calls, row.tool_call_id))
+            cached.rows.append(CachedRow(row.role, row.content, row.tool_calls, row.tool_call_id, row.context))
             cached.last_sequence = row.sequence
         self._by_session[session_id] = cached
         while len(self._by_session) > self.max_sessions:

@@ -24,6 +24,23 @@ class StoredMessage(Protocol):
     content: str
     tool_calls: list | None
     tool_call_id: str | None
+    context: dict | None
+
+
+def user_text_for_model(content: str, context: dict | None) -> str:
+    """A user message as the model reads it: the text, then the page the user was on and the
+    files attached to it (each file's text when it came with one, else its reference)."""
+    if not context:
+        return content
+    blocks = [content]
+    page = context.get("page")
+    if page:
+        blocks.append(f"[Page the user is on: {page.get('url', '')}]\n{page.get('content', '')}".rstrip())
+    for attached in context.get("files") or []:
+        header = (f"[Attached file: {attached['name']} ({attached['content_type']}, {attached['size_bytes']} bytes), "
+                  f"workspace://{attached['file_id']}]")
+        blocks.append(f"{header}\n{attached['text']}" if attached.get("text") is not None else header)
+    return "\n\n".join(blocks)
 
 
 def model_history(rows: Iterable[StoredMessage]) -> list[ModelMessage]:
@@ -46,7 +63,7 @@ def model_history(rows: Iterable[StoredMessage]) -> list[ModelMessage]:
             continue
         close_open_calls()
         if row.role == "user":
-            history.append(ModelMessage(role="user", content=row.content))
+            history.append(ModelMessage(role="user", content=user_text_for_model(row.content, row.context)))
         else:
             calls = [ToolCall.model_validate(c) for c in (row.tool_calls or [])]
             history.append(ModelMessage(role="assistant", content=row.content, tool_calls=calls))

@@ -1,5 +1,6 @@
 """Chat sessions and their messages in Postgres, always scoped to their owner."""
 
+import json
 import uuid
 from typing import Any, Optional, Sequence
 
@@ -7,9 +8,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from models import keys
 from models.db import ChatMessage, ChatSession, User, WorkspaceFile, utcnow
 from models.text import storable, storable_json
 from models.tool_filter import ToolFilter
+from models.turn import ToolCallEntry
 
 TITLE_FROM_MESSAGE_CHARS = 80
 
@@ -43,14 +46,14 @@ async def ensure_user(db: AsyncSession, user_id: str) -> None:
 
 
 async def create_session(db: AsyncSession, user_id: str, title: Optional[str], metadata: dict[str, Any],
-                         parent_session_id: Optional[str] = None) -> ChatSession:
+                         parent_session_id: Optional[str] = None, dry_run: bool = False) -> ChatSession:
     await ensure_user(db, user_id)
     now = utcnow()
     # The API refuses what a person typed that cannot be stored; a sub-session's title and
     # metadata come from the model's arguments and are cleaned instead.
     session = ChatSession(id=str(uuid.uuid4()), user_id=user_id, title=storable(title) if title else title,
                           parent_session_id=parent_session_id, session_metadata=storable_json(metadata),
-                          created_at=now, updated_at=now)
+                          dry_run=dry_run, created_at=now, updated_at=now)
     db.add(session)
     await db.commit()
     return session
@@ -106,18 +109,51 @@ async def sub_session_ids(db: AsyncSession, session: ChatSession) -> list[str]:
     return list((await db.execute(select(tree.c.id))).scalars())
 
 
-async def last_turn_messages(db: AsyncSession, session_id: str) -> Sequence[ChatMessage]:
-    """The rows of the session's most recent turn."""
-    latest = (await db.execute(
+async def latest_turn_id(db: AsyncSession, session_id: str) -> Optional[str]:
+    """The session's most recent turn that stored anything."""
+    return (await db.execute(
         select(ChatMessage.turn_id).where(ChatMessage.session_id == session_id)
         .order_by(ChatMessage.sequence.desc()).limit(1)
     )).scalar_one_or_none()
-    if latest is None:
-        return []
+
+
+async def turn_of_message(db: AsyncSession, session_id: str, message_id: str) -> Optional[str]:
+    """The turn that delivered a user message (stored it), or None while it waits in a buffer."""
     return (await db.execute(
-        select(ChatMessage).where(ChatMessage.session_id == session_id, ChatMessage.turn_id == latest)
+        select(ChatMessage.turn_id).where(ChatMessage.session_id == session_id, ChatMessage.role == "user",
+                                          ChatMessage.idempotency_key.endswith(f":{keys.user_row(message_id)}"))
+    )).scalar_one_or_none()
+
+
+async def turn_messages(db: AsyncSession, session_id: str, turn_id: str) -> Sequence[ChatMessage]:
+    return (await db.execute(
+        select(ChatMessage).where(ChatMessage.session_id == session_id, ChatMessage.turn_id == turn_id)
         .order_by(ChatMessage.sequence)
     )).scalars().all()
+
+
+def tool_call_entries(rows: Sequence[ChatMessage]) -> list[ToolCallEntry]:
+    """Each tool call the turn's answers made, with its result where there is one."""
+    results = {r.tool_call_id: r.content for r in rows if r.role == "tool"}
+    entries = []
+    for row in rows:
+        if row.role != "assistant":
+            continue
+        for call in row.tool_calls or []:
+            entry = ToolCallEntry(tool_call_id=call["id"], tool_name=call["name"], input=_json_or_text(call["arguments"]))
+            if call["id"] in results:
+                output = _json_or_text(results[call["id"]])
+                entry.output = output
+                entry.success = not (isinstance(output, dict) and set(output) == {"error"})
+            entries.append(entry)
+    return entries
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def session_tool_filter(session: ChatSession) -> ToolFilter:

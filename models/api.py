@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from models.subscription import ChangeTierRequest, SelfServiceTier, Tier
 from models.text import refuse_unstorable
 from models.tool_filter import ToolFilter
-from models.turn import IncomingMessage
+from models.turn import ChatMode, IncomingMessage, MessageContext, ModelChoice, ToolCallEntry, TurnOutcome
 
 
 class ErrorDetail(BaseModel):
@@ -106,6 +106,8 @@ class CreateSessionRequest(BaseModel):
     title: Optional[str] = Field(default=None, max_length=200, json_schema_extra={"pattern": NO_NUL})
     metadata: dict[str, Any] = Field(default_factory=dict, json_schema_extra=METADATA_SCHEMA)
     tool_filter: Optional[ToolFilterRequest] = Field(default=None, description="Limit the tools this session may use.")
+    dry_run: bool = Field(default=False, description="Tools that would change something outside the session's "
+                                                     "workspace are not run; the model is told what they would do.")
 
     @field_validator("title", "metadata")
     @classmethod
@@ -129,6 +131,7 @@ class SessionSummary(BaseModel):
     title: Optional[str]
     parent_session_id: Optional[str]
     metadata: dict[str, Any]
+    dry_run: bool = False
     created_at: datetime
     updated_at: datetime
 
@@ -147,6 +150,10 @@ class MessageOut(BaseModel):
     tool_calls: Optional[list[dict[str, Any]]] = None
     tool_call_id: Optional[str] = None
     turn_id: Optional[str] = None
+    context: Optional[MessageContext] = Field(default=None, description="What came with a user message: the page "
+                                                                        "the user was on, attached files.")
+    is_user_message: bool = Field(default=True, description="False for a message the front end sent on the "
+                                                            "user's behalf (not shown as typed by them).")
     created_at: datetime
 
 
@@ -164,12 +171,38 @@ class SessionDetail(SessionSummary):
     active_turn: Optional[LiveTurn] = Field(description="The running turn, read from its workflow; null when idle.")
 
 
+MAX_ATTACHED_FILES = 20
+PAGE_URL_MAX_CHARS = 2_048
+PAGE_CONTENT_MAX_CHARS = 32_000
+
+
+class PageContextRequest(BaseModel):
+    """The page the user is on; given to the model with this message only."""
+
+    model_config = ConfigDict(extra="ignore")  # the front end may send more about the page
+
+    url: str = Field(default="", max_length=PAGE_URL_MAX_CHARS)
+    content: str = Field(default="", max_length=PAGE_CONTENT_MAX_CHARS)
+
+    @field_validator("url", "content")
+    @classmethod
+    def _storable(cls, value: str, info) -> str:
+        return refuse_unstorable(value, f"context.{info.field_name}")
+
+
 class SendMessageRequest(BaseModel):
     model_config = ConfigDict(**REQUEST, json_schema_extra={"examples": [{"message": "What time is it?"}]})
 
     # Its maxLength in the spec is the server's `max_message_chars` (api/openapi.py).
     message: str = Field(min_length=1, description="The user's message: not blank.",
                          json_schema_extra={"pattern": NOT_BLANK})
+    is_user_message: bool = Field(default=True, description="False for a nudge the front end sends on the user's "
+                                                            "behalf: the model reads it, the transcript marks it.")
+    context: Optional[PageContextRequest] = None
+    file_ids: list[str] = Field(default_factory=list, max_length=MAX_ATTACHED_FILES,
+                                description="Workspace files (ids or workspace:// URIs) to attach to the message.")
+    mode: ChatMode = Field(default="fast", description="extended_thinking: the thinking model.")
+    model: ModelChoice = Field(default="standard", description="advanced: the configured advanced model.")
 
     @field_validator("message")
     @classmethod
@@ -201,17 +234,45 @@ class StopResponse(BaseModel):
     stopped: bool = Field(description="True when a running turn was stopped; false when the session was idle.")
 
 
+SYSTEM_CONTEXT_MAX_CHARS = 16_000
+
+
 class RunTurnRequest(BaseModel):
     model_config = ConfigDict(**REQUEST, json_schema_extra={"examples": [{"message": "Hello", "wait_seconds": 30}]})
 
     message: str = Field(min_length=1, description="The user's message: not blank.",
                          json_schema_extra={"pattern": NOT_BLANK})
     wait_seconds: float = Field(default=60, ge=0, le=6 * 3600, description="How long to wait for the answer.")
+    system_context: Optional[str] = Field(default=None, max_length=SYSTEM_CONTEXT_MAX_CHARS,
+                                          description="Prepended to the message as `[System Context: ...]`.")
+    max_recursion_depth: int = Field(default=3, ge=1, le=10, description="How deep calls from turns into turns "
+                                                                         "may nest.")
+    recursion_depth: int = Field(default=0, ge=0, le=100, description="How deep the caller already is: 0 for a "
+                                                                      "call from outside any turn.")
 
-    @field_validator("message")
+    @field_validator("message", "system_context")
     @classmethod
-    def _storable(cls, value: str) -> str:
-        return refuse_blank(value)
+    def _storable(cls, value: Optional[str], info) -> Optional[str]:
+        return refuse_blank(value) if info.field_name == "message" else refuse_unstorable(value, info.field_name)
+
+
+class ServiceTurnRequest(RunTurnRequest):
+    session_id: Optional[str] = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$",
+                                      description="The user's session to run it in; a new session when absent.")
+
+
+class HistoryEntry(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+    tool_calls: Optional[list[ToolCallEntry]] = None
+
+
+class TurnAnswer(TurnOutcome):
+    """`POST .../turns`: the turn's outcome as a graph block reads it."""
+
+    session_id: str
+    conversation_history: list[HistoryEntry] = Field(
+        default_factory=list, description="The message as the turn received it and the answer with its tool calls.")
 
 
 class WorkspaceFileOut(BaseModel):

@@ -3,7 +3,7 @@
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, DateTime, ForeignKey, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -43,6 +43,8 @@ class ChatSession(SQLModel, table=True):
     # "metadata" is reserved by SQLAlchemy's declarative base, hence the attribute name.
     session_metadata: dict = Field(default_factory=dict,
                                    sa_column=Column("metadata", JSONB, nullable=False, server_default="{}"))
+    # Its tools change nothing outside its workspace (see `Tool.effects_outside_workspace`).
+    dry_run: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
 
@@ -65,6 +67,9 @@ class ChatMessage(SQLModel, table=True):
     tool_call_id: Optional[str] = Field(default=None, max_length=128)
     turn_id: Optional[str] = Field(default=None, max_length=64)
     idempotency_key: Optional[str] = Field(default=None, max_length=200)
+    # What the model was given with a user message besides its text (page, attached files).
+    context: Optional[dict] = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    is_user_message: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default="true"))
     created_at: datetime = _timestamp()
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
 
-from models import ui_stream
+from models import keys, ui_stream
 from models.tool_filter import ToolFilter
 
 # The system row a stopped turn ends with, and the error its unfinished tool calls get.
@@ -18,6 +18,8 @@ STOP_WAIT_SECONDS = 15.0
 
 TurnStatus = Literal["running", "completed", "failed", "stopped"]
 ChatMode = Literal["fast", "extended_thinking"]
+# `standard` is the mode's model, `advanced` the configured advanced one.
+ModelChoice = Literal["standard", "advanced"]
 
 
 class ToolCall(BaseModel):
@@ -65,11 +67,43 @@ class Usage(BaseModel):
         )
 
 
+class PageContext(BaseModel):
+    """The page the user is on when sending (the front end's `context`)."""
+
+    url: str = ""
+    content: str = ""
+
+
+class AttachedFile(BaseModel):
+    """A workspace file attached to a message: its text when it is small text, else a reference."""
+
+    file_id: str
+    name: str
+    content_type: str
+    size_bytes: int
+    text: Optional[str] = None
+
+
+class MessageContext(BaseModel):
+    """What the model is given with a message besides its text."""
+
+    page: Optional[PageContext] = None
+    files: list[AttachedFile] = Field(default_factory=list)
+
+
 class IncomingMessage(BaseModel):
     """A user message handed to a turn (the first one starts it; later ones queue)."""
 
     message_id: str
     content: str
+    context: Optional[MessageContext] = None
+    # False for a nudge the front end sends on the user's behalf: the model reads it as the
+    # user's, a transcript does not show it as something the user typed.
+    is_user_message: bool = True
+
+    def row(self) -> "NewMessageRow":
+        return NewMessageRow(key=keys.user_row(self.message_id), role="user", content=self.content,
+                             context=self.context, is_user_message=self.is_user_message)
 
 
 class SubmitResult(BaseModel):
@@ -94,6 +128,9 @@ class TurnInput(BaseModel):
     session_id: str
     user_id: str
     mode: ChatMode = "fast"
+    model: ModelChoice = "standard"
+    # Tools that would change something outside the session's workspace simulate instead.
+    dry_run: bool = False
     tool_filter: ToolFilter = Field(default_factory=ToolFilter)
     # The tools this turn may use, resolved from the filter before the turn starts, so what the
     # workflow decides never depends on the registry of the worker that replays it.
@@ -136,13 +173,31 @@ class TurnResult(BaseModel):
     error: Optional[str] = None
 
 
+class ToolCallEntry(BaseModel):
+    """One tool call of a turn with its result, as request/response callers read it."""
+
+    tool_call_id: str
+    tool_name: str
+    input: Any = None
+    output: Any = None
+    success: Optional[bool] = None  # None: no result yet
+
+
+class TokenUsage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
 class TurnOutcome(BaseModel):
     """A turn as a request/response caller sees it (bots, graph blocks, sub-sessions)."""
 
     status: Literal["completed", "running", "error", "cancelled", "queued"]
+    turn_id: Optional[str] = None
     response: Optional[str] = None
-    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_calls: list[ToolCallEntry] = Field(default_factory=list)
     usage: Optional[Usage] = None
+    token_usage: Optional[TokenUsage] = None
     error: Optional[str] = None
     queued: bool = False
     pending_buffer_length: int = 0
@@ -163,6 +218,7 @@ class RoundRequest(BaseModel):
     round_index: int
     mode: ChatMode
     allowed_tools: list[str]
+    model: ModelChoice = "standard"
     # The conversation itself is read from Postgres by the activity (conversation/context.py):
     # it never enters workflow history.
 
@@ -187,6 +243,7 @@ class ToolRequest(BaseModel):
     # the call; retries share it). Unset: the worker's `tool_timeout_seconds` from now.
     timeout_seconds: Optional[float] = None
     deadline: Optional[datetime] = None
+    dry_run: bool = False
 
 
 class ToolResult(BaseModel):
@@ -224,6 +281,8 @@ class NewMessageRow(BaseModel):
     content: str = ""
     tool_calls: Optional[list[ToolCall]] = None
     tool_call_id: Optional[str] = None
+    context: Optional[MessageContext] = None  # user rows only
+    is_user_message: bool = True
 
 
 class RecordMessagesRequest(BaseModel):
@@ -274,6 +333,7 @@ class PrepareSubSessionRequest(BaseModel):
     call: ToolCall
     parent_allowed_tools: list[str]
     parent_depth: int = 0
+    dry_run: bool = False  # the parent's: a dry run's sub-sessions are dry runs too
 
 
 class PreparedSubSession(BaseModel):

@@ -45,6 +45,8 @@ class ToolContext:
     services: ToolServices
     # Seconds this call may still take before it hits the tool cap (waits must end before it).
     budget_seconds: float = 300.0
+    # The session is a dry run: nothing may change outside its workspace.
+    dry_run: bool = False
 
 
 class ToolError(Exception):
@@ -65,6 +67,9 @@ class Tool:
     # The tool refuses until this tool has been called earlier in the session.
     prerequisite: Optional[str] = None
     credit_cost: int = 0
+    # The tool changes something outside the session's workspace (another resource, another
+    # service): in a dry-run session it is not run, and the model is told what it would have done.
+    effects_outside_workspace: bool = False
     # Why the tool cannot run on this worker (None: it can). A worker leaves such a tool out of
     # what the model is offered, and logs the reason once at start-up.
     unavailable_reason: Optional[Callable[[Settings], Optional[str]]] = None

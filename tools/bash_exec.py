@@ -76,6 +76,8 @@ async def bash_exec(arguments: BashExecInput, context: ToolContext) -> dict:
     workspace = services.storage.session_folder(context.session_id)
     limits = sandbox_limits(settings, timeout)
     if settings.bash_sandbox == "none":
+        if context.dry_run:  # unconfined, a command reaches the host and the network
+            raise ToolError("dry_run", "Commands do not run in a dry-run session on a server without a sandbox.")
         result = await run_unconfined(arguments.command, workspace, limits)
     else:
         try:

@@ -62,7 +62,7 @@ async def get_sub_session_result(arguments: GetSubSessionResultInput, context: T
     if outcome is None:  # waiting, or a cancel that found nothing running: how the sub really ended
         wait = 0.0 if arguments.cancel else clamp_wait(arguments.wait_if_running, context.budget_seconds)
         result = await control.outcome(sub.id, wait)
-        outcome = result.model_dump(exclude_none=True, exclude={"queued", "pending_buffer_length"})
+        outcome = result.model_dump(exclude_none=True, exclude={"queued", "pending_buffer_length", "usage"})
     outcome.update(sub_autopilot_session_id=sub.id, link=sub_link(sub.id))
     if arguments.include_progress:
         async with services.sessions() as db:

@@ -374,7 +374,8 @@ class CopilotTurnWorkflow:
             act.run_tool,
             ToolRequest(session_id=self._input.session_id, user_id=self._input.user_id, turn_id=self._turn_id,
                         stream_key=stream_key, call=call, allowed_tools=allowed_tools,
-                        timeout_seconds=self._input.tool_timeout_seconds, deadline=deadline),
+                        timeout_seconds=self._input.tool_timeout_seconds, deadline=deadline,
+                        dry_run=self._input.dry_run),
             schedule_to_close_timeout=self._time_left(deadline),
             heartbeat_timeout=timedelta(seconds=self._input.tool_heartbeat_timeout_seconds),
             retry_policy=TOOL_RETRY,
@@ -405,7 +406,7 @@ class CopilotTurnWorkflow:
             act.prepare_sub_session,
             PrepareSubSessionRequest(parent_session_id=self._input.session_id, user_id=self._input.user_id,
                                      turn_id=self._turn_id, call=call, parent_allowed_tools=self._allowed_tools,
-                                     parent_depth=self._input.sub_session_depth),
+                                     parent_depth=self._input.sub_session_depth, dry_run=self._input.dry_run),
             schedule_to_close_timeout=self._time_left(deadline), **QUICK,
         )
         if prepared.error:
@@ -448,8 +449,7 @@ class CopilotTurnWorkflow:
         if not self._pending:
             return
         delivered, self._pending = self._pending, []
-        await self._record([NewMessageRow(key=keys.user_row(m.message_id), role="user", content=m.content)
-                            for m in delivered])
+        await self._record([m.row() for m in delivered])
         await self._publish(stream_key, keys.pending_delivered_part(round_index), [
             ui_stream.data("pending-delivered", {"messageIds": [m.message_id for m in delivered]})])
 
@@ -477,7 +477,7 @@ class CopilotTurnWorkflow:
         return await workflow.execute_activity(
             act.stream_model_round,
             RoundRequest(session_id=self._input.session_id, turn_id=self._turn_id, stream_key=stream_key,
-                         round_index=round_index, mode=self._input.mode,
+                         round_index=round_index, mode=self._input.mode, model=self._input.model,
                          allowed_tools=self._allowed_tools),
             start_to_close_timeout=timedelta(seconds=policy.round_timeout_seconds),
             heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_seconds),

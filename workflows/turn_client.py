@@ -19,15 +19,18 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from conversation.sessions import last_turn_messages
+from billing.usage_records import turn_usage
+from conversation.sessions import latest_turn_id, tool_call_entries, turn_messages, turn_of_message
 from models.tool_filter import ToolFilter
 from models.turn import (
     STOP_MARKER,
     STOP_WAIT_SECONDS,
+    ChatMode,
     IncomingMessage,
     ModelCallPolicy,
+    ModelChoice,
     SubmitResult,
-    ToolCall,
+    TokenUsage,
     TurnInput,
     TurnOutcome,
     TurnState,
@@ -36,6 +39,7 @@ from settings import Settings
 from workflows import search_attributes
 from workflows.copilot_turn import TURN_TASK_TIMEOUT, CopilotTurnWorkflow, turn_workflow_id
 
+DELIVERY_POLL_SECONDS = 1.0  # how often a caller waiting for a queued message looks for its delivery
 CLOSING_RETRIES = 250  # x 20 ms: a closing turn finishes its last activity well within this
 TURN_CLOSING = "turn_closing: the previous turn is still finishing."
 
@@ -63,12 +67,14 @@ async def connect_temporal(settings: Settings) -> Client:
 
 
 def turn_input(settings: Settings, session_id: str, user_id: str, tool_names: Iterable[str],
-               tool_filter: Optional[ToolFilter] = None, kind: str = "turn", depth: int = 0) -> TurnInput:
+               tool_filter: Optional[ToolFilter] = None, kind: str = "turn", depth: int = 0, *,
+               dry_run: bool = False, mode: ChatMode = "fast", model: ModelChoice = "standard") -> TurnInput:
     """A turn's input: its limits from the settings, and the tools it may use resolved here, from
     the catalogue the caller serves (`tool_names`), before the workflow starts."""
     tool_filter = tool_filter or ToolFilter()
     return TurnInput(
-        session_id=session_id, user_id=user_id, tool_filter=tool_filter, kind=kind,
+        session_id=session_id, user_id=user_id, tool_filter=tool_filter, kind=kind, dry_run=dry_run, mode=mode,
+        model=model,
         allowed_tools=tool_filter.allowed(tool_names),
         model_policy=ModelCallPolicy(
             heartbeat_timeout_seconds=settings.llm_heartbeat_timeout_seconds,
@@ -233,34 +239,97 @@ async def terminate_turn(client: Client, session_id: str, reason: str) -> None:
             raise
 
 
-async def turn_outcome(client: Client, sessions: async_sessionmaker[AsyncSession], session_id: str,
-                       wait_seconds: float) -> TurnOutcome:
-    """Waits up to `wait_seconds` for the session's turn (following auto-continues), then reads
-    how the last turn ended from Postgres, the durable record."""
-    handle = client.get_workflow_handle_for(CopilotTurnWorkflow.run, turn_workflow_id(session_id))
-    usage = None
+async def recorded_outcome(sessions: async_sessionmaker[AsyncSession], session_id: str, turn_id: str,
+                           running: bool = False) -> TurnOutcome:
+    """How a turn went, from Postgres, the durable record: its answer, its tool calls with their
+    results, its token counts (a running turn: what it has stored so far)."""
+    async with sessions() as db:
+        rows = await turn_messages(db, session_id, turn_id)
+        usage = await turn_usage(db, turn_id)
+    markers = [r.content for r in rows if r.role == "system"]
+    answers = [r for r in rows if r.role == "assistant"]
+    outcome = TurnOutcome(
+        status="running", turn_id=turn_id, response=answers[-1].content if answers else None,
+        tool_calls=tool_call_entries(rows), usage=usage,
+        token_usage=TokenUsage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                               total_tokens=usage.prompt_tokens + usage.completion_tokens),
+    )
+    if running:
+        return outcome
+    if STOP_MARKER in markers:
+        return outcome.model_copy(update={"status": "cancelled"})
+    if markers:
+        return outcome.model_copy(update={"status": "error", "error": markers[-1]})
+    return outcome.model_copy(update={"status": "completed"})
+
+
+async def _run_ended(client: Client, session_id: str, run_id: str, wait_seconds: float) -> bool:
+    """Waits up to `wait_seconds` for one run of the session's turn workflow; True once it has ended."""
+    handle = client.get_workflow_handle(turn_workflow_id(session_id), run_id=run_id)
     try:
-        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-            try:
-                usage = (await asyncio.wait_for(handle.result(), wait_seconds)).usage
-            except asyncio.TimeoutError:
-                return TurnOutcome(status="running")
+        await asyncio.wait_for(handle.result(follow_runs=False), max(wait_seconds, 0.001))
+    except asyncio.TimeoutError:
+        return False
+    except (WorkflowContinuedAsNewError, WorkflowFailureError):
+        pass
     except RPCError as failure:
         if failure.status != RPCStatusCode.NOT_FOUND:
             raise
-    except WorkflowFailureError:
-        return TurnOutcome(status="error", error="The turn ended abnormally.")
+    return True
+
+
+async def turn_outcome(client: Client, sessions: async_sessionmaker[AsyncSession], session_id: str,
+                       wait_seconds: float) -> TurnOutcome:
+    """Waits up to `wait_seconds` for the session's turn (following auto-continues), then how its
+    latest turn went."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    while True:
+        try:
+            description = await client.get_workflow_handle(turn_workflow_id(session_id)).describe()
+        except RPCError as failure:
+            if failure.status != RPCStatusCode.NOT_FOUND:
+                raise
+            description = None
+        if description is None or description.status != WorkflowExecutionStatus.RUNNING:
+            break
+        if not await _run_ended(client, session_id, description.run_id, deadline - loop.time()):
+            return await recorded_outcome(sessions, session_id, description.run_id, running=True)
     async with sessions() as db:
-        rows = await last_turn_messages(db, session_id)
-    markers = [r.content for r in rows if r.role == "system"]
-    answers = [r for r in rows if r.role == "assistant"]
-    calls = [ToolCall.model_validate(c) for r in answers for c in (r.tool_calls or [])]
-    response = answers[-1].content if answers else None
-    if STOP_MARKER in markers:
-        return TurnOutcome(status="cancelled", response=response, tool_calls=calls, usage=usage)
-    if markers:
-        return TurnOutcome(status="error", error=markers[-1], tool_calls=calls, usage=usage)
-    return TurnOutcome(status="completed", response=response, tool_calls=calls, usage=usage)
+        latest = await latest_turn_id(db, session_id)
+    if latest is None:
+        return TurnOutcome(status="completed")
+    return await recorded_outcome(sessions, session_id, latest)
+
+
+async def message_outcome(client: Client, sessions: async_sessionmaker[AsyncSession], session_id: str,
+                          message_id: str, wait_seconds: float, turn_id: Optional[str] = None) -> TurnOutcome:
+    """Waits up to `wait_seconds` for the turn that delivers this message (the one it started, the
+    running turn it joined at a round boundary, or the auto-continued turn it opened), then how
+    that turn went; `running` (with what it has so far) if it has not ended by then. `turn_id`:
+    the turn the message started, when it started one."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    while True:
+        if turn_id is None:
+            async with sessions() as db:
+                turn_id = await turn_of_message(db, session_id, message_id)
+        if turn_id is not None:
+            if await _run_ended(client, session_id, turn_id, deadline - loop.time()):
+                return await recorded_outcome(sessions, session_id, turn_id)
+            return await recorded_outcome(sessions, session_id, turn_id, running=True)
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return TurnOutcome(status="running")
+        # Still in a buffer: it is delivered at the running turn's next round boundary or when
+        # that turn ends, so look again then (or after a short while).
+        try:
+            description = await client.get_workflow_handle(turn_workflow_id(session_id)).describe()
+            await _run_ended(client, session_id, description.run_id, min(remaining, DELIVERY_POLL_SECONDS))
+        except RPCError as failure:
+            if failure.status != RPCStatusCode.NOT_FOUND:
+                raise
+            await asyncio.sleep(min(remaining, DELIVERY_POLL_SECONDS))
 
 
 class TemporalSubSessions:

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversation.sessions import ensure_user
 from models.db import WorkspaceFile, utcnow
+from models.text import storable
+from models.turn import AttachedFile
 from workspace.mime import detect_mime_type
 from workspace.storage import WorkspaceStorage
 
@@ -114,3 +116,29 @@ async def list_files(db: AsyncSession, user_id: str, limit: int = 100, offset: i
         select(WorkspaceFile).where(WorkspaceFile.user_id == user_id)
         .order_by(WorkspaceFile.created_at.desc(), WorkspaceFile.id).limit(limit).offset(offset)
     )).scalars().all()
+
+
+# Attached text up to this size goes to the model whole; larger or binary files by reference.
+ATTACHED_TEXT_MAX_BYTES = 64 * 1024
+TEXT_TYPES = ("text/", "application/json", "application/xml", "application/yaml")
+
+
+async def attach_files(db: AsyncSession, storage: WorkspaceStorage, user_id: str, refs: Sequence[str]) -> list[AttachedFile]:
+    """The user's files to attach to a message, in order, once each. A ref that is not one of the
+    user's files (missing, someone else's, malformed) is refused the same way."""
+    attached: dict[str, AttachedFile] = {}
+    for ref in refs:
+        record = await owned_file(db, user_id, ref)
+        if record is None:
+            raise WorkspaceError("unknown_file", f"No such file: {ref[:80]!r}.")
+        if record.id in attached:
+            continue
+        text = None
+        if record.size_bytes <= ATTACHED_TEXT_MAX_BYTES and record.content_type.startswith(TEXT_TYPES):
+            try:
+                text = storable((await file_bytes(storage, record)).decode("utf-8"))
+            except (UnicodeDecodeError, OSError):
+                text = None  # unreadable as text: the model gets the reference
+        attached[record.id] = AttachedFile(file_id=record.id, name=record.name, content_type=record.content_type,
+                                           size_bytes=record.size_bytes, text=text)
+    return list(attached.values())

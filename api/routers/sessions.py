@@ -18,7 +18,7 @@ from api.deps import (
 )
 from api.errors import ApiError, not_found
 from api.openapi import EVENT_ID_DOC
-from api.sending import release_connection, send_message_to_session
+from api.sending import SendOptions, release_connection, run_turn_and_wait, send_message_to_session
 from api.sse import sse_response
 from billing.accounts import open_account
 from conversation import sessions as store
@@ -35,13 +35,15 @@ from models.api import (
     SessionPage,
     SessionSummary,
     StopResponse,
+    TurnAnswer,
 )
 from models.db import ChatSession
-from models.turn import TurnOutcome
+from models.turn import MessageContext, PageContext
 from stream_relay.cleanup import delete_session_streams
 from stream_relay.keys import latest_turn_key
 from stream_relay.reader import STREAM_START, valid_entry_id
 from workflows import turn_client
+from workspace.files import WorkspaceError, attach_files
 
 router = APIRouter(prefix="/api/chat/sessions", tags=["sessions"])
 
@@ -55,7 +57,7 @@ SSE_DOC = {"description": "A Vercel AI SDK UI message stream (v1) of Server-Sent
 
 def summary(session: ChatSession) -> SessionSummary:
     return SessionSummary(id=session.id, title=session.title, parent_session_id=session.parent_session_id,
-                          metadata=session.session_metadata, created_at=session.created_at,
+                          metadata=session.session_metadata, dry_run=session.dry_run, created_at=session.created_at,
                           updated_at=session.updated_at)
 
 
@@ -73,7 +75,7 @@ async def create_session(body: CreateSessionRequest, user: CurrentUser, db: DbDe
     if body.tool_filter is not None:
         metadata["tool_filter"] = body.tool_filter.model_dump()
     await open_account(db, user.id, settings.initial_credits, email=user.email)
-    return summary(await store.create_session(db, user.id, body.title, metadata))
+    return summary(await store.create_session(db, user.id, body.title, metadata, dry_run=body.dry_run))
 
 
 @router.get("", response_model=SessionPage, responses=ERRORS)
@@ -118,13 +120,16 @@ async def delete_session(session_id: str, user: CurrentUser, db: DbDep, temporal
 )
 async def send_message(session_id: str, body: SendMessageRequest, user: CurrentUser, db: DbDep,
                        temporal: TemporalDep, redis: RedisDep, settings: SettingsDep, tool_names: ToolNamesDep,
-                       idempotency_key: IdempotencyKeyHeader = None) -> Union[StreamingResponse, JSONResponse]:
+                       storage: StorageDep, idempotency_key: IdempotencyKeyHeader = None,
+                       ) -> Union[StreamingResponse, JSONResponse]:
     """Starts a turn with the message and streams it; if a turn is running, queues the message (202).
     Repeated with the same `Idempotency-Key`: the first send's answer (its turn's stream from the
     start, or the same 202), and nothing sent again."""
     session = await _owned(db, user, session_id)
+    options = SendOptions(context=await _message_context(db, storage, user.id, body),
+                          is_user_message=body.is_user_message, mode=body.mode, model=body.model)
     result = await send_message_to_session(db, redis, temporal, settings, tool_names, session, user.id, body.message,
-                                           idempotency_key)
+                                           idempotency_key, options)
     if result.queued:
         queued = QueuedResponse(turn_id=result.turn_id, message_id=result.message_id,
                                 buffer_length=result.buffer_length, max_buffer_length=result.max_buffer_length)
@@ -132,21 +137,29 @@ async def send_message(session_id: str, body: SendMessageRequest, user: CurrentU
     return sse_response(redis, session.id, result.turn_id, settings)
 
 
-@router.post("/{session_id}/turns", response_model=TurnOutcome,
+@router.post("/{session_id}/turns", response_model=TurnAnswer,
              responses={**ERRORS, 409: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
                         429: {"model": ErrorResponse}})
 async def run_turn(session_id: str, body: RunTurnRequest, user: CurrentUser, db: DbDep, temporal: TemporalDep,
                    redis: RedisDep, settings: SettingsDep, sessions: SessionMakerDep,
-                   tool_names: ToolNamesDep, idempotency_key: IdempotencyKeyHeader = None) -> TurnOutcome:
-    """Runs (or queues) a turn and waits up to `wait_seconds` for its answer: request/response
-    for bots and graph blocks, the same primitive sub-sessions use. Idempotent with
-    `Idempotency-Key`, as `POST .../stream` is."""
+                   tool_names: ToolNamesDep, idempotency_key: IdempotencyKeyHeader = None) -> TurnAnswer:
+    """Runs a turn and waits up to `wait_seconds` for its answer: request/response for bots and
+    graph blocks (the AutoPilot block). On a busy session the message is queued, and the call
+    waits for the turn that delivers it (`queued: true`); with no wait it answers `queued` at once.
+    Idempotent with `Idempotency-Key`, as `POST .../stream` is."""
     session = await _owned(db, user, session_id)
-    submitted = await send_message_to_session(db, redis, temporal, settings, tool_names, session, user.id,
-                                              body.message, idempotency_key)
-    if submitted.queued:
-        return TurnOutcome(status="queued", queued=True, pending_buffer_length=submitted.buffer_length)
-    return await turn_client.turn_outcome(temporal, sessions, session.id, body.wait_seconds)
+    return await run_turn_and_wait(db, redis, temporal, settings, tool_names, sessions, session, user.id, body,
+                                   idempotency_key)
+
+
+async def _message_context(db, storage, user_id: str, body: SendMessageRequest) -> Optional[MessageContext]:
+    """The page and the files that come with the message; a file that is not the user's is a 422."""
+    try:
+        files = await attach_files(db, storage, user_id, body.file_ids)
+    except WorkspaceError as problem:
+        raise ApiError(422, problem.code, f"file_ids: {problem.message}")
+    page = PageContext(url=body.context.url, content=body.context.content) if body.context else None
+    return MessageContext(page=page, files=files) if page or files else None
 
 
 @router.get("/{session_id}/messages/pending", response_model=PendingMessages, responses=ERRORS)

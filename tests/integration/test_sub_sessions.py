@@ -149,7 +149,8 @@ async def test_run_a_turn_request_response(http, user, scripted):
                                json={"message": f"Hello {tag}", "wait_seconds": 30})
     body = response.json()
     assert response.status_code == 200 and body["status"] == "completed" and body["response"] == "Plain answer."
-    assert body["usage"]["cost_microdollars"] == 123 and body["queued"] is False
+    assert body["token_usage"] == {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}
+    assert body["usage"] is None and body["queued"] is False  # never the provider's raw cost
 
     scripted.script(tag, text_reply(" ".join(["slow"] * 100), delay=0.05))
     running = (await http.post(f"/api/chat/sessions/{session_id}/turns", headers=user.headers,
@@ -258,6 +259,6 @@ async def test_sub_sessions_nest_at_most_the_configured_depth(http, user, script
                                              "parent_session_id IS NOT NULL", u=user.id)
     assert len(subs) == depth
     refused = await db_rows(stack.database_url, "SELECT content FROM chat_messages WHERE role = 'tool' AND "
-                                                "content LIKE '%too_deep%' AND session_id = ANY(:ids)",
+                                                "content LIKE '{\"error\": \"too_deep%' AND session_id = ANY(:ids)",
                             ids=[s["id"] for s in subs])
     assert len(refused) == 1

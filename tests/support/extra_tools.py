@@ -69,6 +69,18 @@ PAID_FAILING = Tool("paid_failing", "Costs 5, then fails.", Empty, fail_without_
 PAID_NAP = Tool("paid_nap", "Costs 5, sleeps.", NapInput, nap, credit_cost=5)
 STUBBORN_NAP = Tool("stubborn_nap", "Sleeps and ignores cancellation.", NapInput, ignore_cancellation)
 
+class OutsideInput(BaseModel):
+    path: str
+
+
+async def write_outside(arguments: OutsideInput, context) -> str:
+    """Stands for a tool that changes something beyond the session's workspace."""
+    Path(arguments.path).write_text("changed")
+    return "changed it"
+
+
+OUTSIDE_EFFECT = Tool("change_outside", "Changes a file outside the workspace.", OutsideInput, write_outside,
+                      effects_outside_workspace=True)
 KILL_OWN_WORKER = Tool("kill_own_worker", "Kills the worker that runs it.", KillInput, kill_own_worker)
 
-TEST_TOOLS = with_tools(GATED, PAID, PAID_FAILING, PAID_NAP, STUBBORN_NAP, KILL_OWN_WORKER)
+TEST_TOOLS = with_tools(GATED, PAID, PAID_FAILING, PAID_NAP, STUBBORN_NAP, KILL_OWN_WORKER, OUTSIDE_EFFECT)

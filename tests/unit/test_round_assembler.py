@@ -45,8 +45,9 @@ def test_reasoning_shapes_in_priority_order():
 
 
 class Row:
-    def __init__(self, role, content="", tool_calls=None, tool_call_id=None):
+    def __init__(self, role, content="", tool_calls=None, tool_call_id=None, context=None):
         self.role, self.content, self.tool_calls, self.tool_call_id = role, content, tool_calls, tool_call_id
+        self.context = context
 
 
 def test_history_is_well_formed_and_hides_reasoning_and_markers():
@@ -66,3 +67,14 @@ def test_a_cost_that_cannot_be_one_is_not_counted():
     assert cost_microdollars(0.000123) == 123 and cost_microdollars(0) == 0
     for impossible in (-0.5, float("inf"), float("nan"), 10_000.0, "0.1", True, None):
         assert cost_microdollars(impossible) is None
+
+
+def test_a_user_message_reaches_the_model_with_its_page_and_files():
+    context = {"page": {"url": "https://example.test/flow", "content": "Flow editor"},
+               "files": [{"file_id": "f1", "name": "notes.md", "content_type": "text/markdown", "size_bytes": 5,
+                          "text": "hello"},
+                         {"file_id": "f2", "name": "photo.png", "content_type": "image/png", "size_bytes": 9}]}
+    [_, user] = model_history([Row("user", "What is this?", context=context)])
+    assert user.content == ("What is this?\n\n[Page the user is on: https://example.test/flow]\nFlow editor\n\n"
+                            "[Attached file: notes.md (text/markdown, 5 bytes), workspace://f1]\nhello\n\n"
+                            "[Attached file: photo.png (image/png, 9 bytes), workspace://f2]")
