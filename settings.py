@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     max_tool_calls_per_round: int = Field(default=20, ge=1)
     max_sub_session_depth: int = Field(default=3, ge=0)  # how deep sub-sessions of sub-sessions may nest
     max_sub_sessions_per_turn: int = Field(default=10, ge=0)  # sub-sessions one turn may start
+    # Tools whose every call waits for a person's approval (JSON list, e.g. ["bash_exec"]); a
+    # session may add more, never remove any. A call not answered in time counts as declined.
+    tools_requiring_approval: list[str] = Field(default_factory=list)
+    tool_approval_timeout_seconds: float = Field(default=24 * 3600, ge=1)
     # Turns of one user running at once (sub-sessions count); a send past it is a 429.
     max_running_turns_per_user: int = Field(default=10, ge=1)
     max_pending_messages: int = Field(default=10, ge=1)

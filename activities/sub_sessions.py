@@ -10,7 +10,15 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from conversation.sessions import create_session, owned_session, session_tool_filter, title_from_message
+from conversation.sessions import (
+    APPROVAL_KEY,
+    TOOL_FILTER_KEY,
+    create_session,
+    owned_session,
+    session_approval_tools,
+    session_tool_filter,
+    title_from_message,
+)
 from models.tool_filter import ToolFilter
 from models.turn import (
     IncomingMessage,
@@ -62,7 +70,8 @@ class SubSessionActivities:
                 tool_filter = ToolFilter().narrowed_to(request.parent_allowed_tools)
                 sub = await create_session(
                     db, request.user_id, f"Sub-session: {title_from_message(arguments.prompt)}",
-                    {"tool_filter": tool_filter.model_dump(), "sub_session_of_turn": request.turn_id},
+                    {TOOL_FILTER_KEY: tool_filter.model_dump(), "sub_session_of_turn": request.turn_id,
+                     APPROVAL_KEY: request.approval_required_tools},
                     parent_session_id=request.parent_session_id, dry_run=request.dry_run,
                 )
         # Derived from the tool call, so a retried activity hands the sub the same message.
@@ -70,7 +79,9 @@ class SubSessionActivities:
         return PreparedSubSession(
             sub_session_id=sub.id, title=sub.title or "Sub-session",
             child_input=turn_client.turn_input(self.settings, sub.id, request.user_id, self.tools, tool_filter,
-                                               "sub_session", depth, dry_run=sub.dry_run or request.dry_run),
+                                               "sub_session", depth, dry_run=sub.dry_run or request.dry_run,
+                                               approval_tools=[*session_approval_tools(sub),
+                                                               *request.approval_required_tools]),
             message=IncomingMessage(message_id=message_id, content=prompt),
             wait_seconds=clamp_wait(arguments.wait_for_result, self.settings.tool_timeout_seconds),
         )
@@ -88,7 +99,8 @@ class SubSessionActivities:
             return await turn_client.submit_message(
                 self.temporal, self.settings,
                 turn_client.turn_input(self.settings, request.session_id, request.user_id, self.tools, tool_filter,
-                                       "sub_session", request.depth, dry_run=bool(sub and sub.dry_run)),
+                                       "sub_session", request.depth, dry_run=bool(sub and sub.dry_run),
+                                       approval_tools=session_approval_tools(sub) if sub else ()),
                 request.message, request.title)
         except turn_client.MessageRefused as refusal:
             if refusal.closing:

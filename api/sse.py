@@ -18,6 +18,26 @@ IDLE_TIMEOUT_TEXT = "The answer stopped arriving. Reload the session to see what
 NEXT_TURN_WAIT_SECONDS = 10.0
 
 
+# Stored, an approval request is a `data-` part and a declined call a `tool-output-error`: what
+# every AI SDK client reads (version 5 refuses parts it does not know). A client that says it is
+# version 6 or later (APPROVAL_PROTOCOL_HEADER) gets them as that protocol's own parts instead.
+APPROVAL_PROTOCOL_HEADER = "x-ai-sdk-version"
+NATIVE_APPROVALS_FROM_VERSION = 6
+_APPROVAL_REQUEST = '{"type":"data-tool-approval-request"'
+_TOOL_ERROR = '{"type":"tool-output-error"'
+_DECLINED = ('"errorText":"approval_denied:', '"errorText":"approval_timed_out:')
+
+
+def native_approval_part(raw: str) -> str:
+    """An approval part as AI SDK 6 and later speak it; any other part as stored."""
+    if raw.startswith(_APPROVAL_REQUEST):
+        data = json.loads(raw)["data"]
+        return json.dumps(ui_stream.tool_approval_request(data["approvalId"], data["toolCallId"]), separators=(",", ":"))
+    if raw.startswith(_TOOL_ERROR) and any(marker in raw for marker in _DECLINED):
+        return json.dumps(ui_stream.tool_output_denied(json.loads(raw)["toolCallId"]), separators=(",", ":"))
+    return raw
+
+
 def _event(entry_id: Optional[str], payload: str) -> str:
     prefix = f"id: {entry_id}\n" if entry_id else ""
     return f"{prefix}data: {payload}\n\n"
@@ -35,7 +55,7 @@ async def _next_turn(redis: Redis, session_id: str, previous_turn: str) -> Optio
 
 
 async def sse_events(redis: Redis, session_id: str, turn_id: str, after: str, settings: Settings,
-                     follow_next_turns: bool) -> AsyncIterator[str]:
+                     follow_next_turns: bool, native_approvals: bool = False) -> AsyncIterator[str]:
     """The turn's events, each read's worth in one chunk: one socket write per Redis read, not
     per part, and the parts' JSON goes out as the publisher stored it (no decode, no re-encode)."""
     while True:
@@ -46,7 +66,7 @@ async def sse_events(redis: Redis, session_id: str, turn_id: str, after: str, se
             out = []
             for event in batch:
                 if event.kind == "part":
-                    out.append(_event(event.entry_id, event.raw))
+                    out.append(_event(event.entry_id, native_approval_part(event.raw) if native_approvals else event.raw))
                 elif event.kind == "keepalive":
                     out.append(": keep-alive\n\n")
                 elif event.kind == "idle_timeout":
@@ -78,10 +98,11 @@ async def sse_events(redis: Redis, session_id: str, turn_id: str, after: str, se
 
 
 def sse_response(redis: Redis, session_id: str, turn_id: str, settings: Settings, after: str = STREAM_START,
-                 follow_next_turns: bool = False) -> StreamingResponse:
+                 follow_next_turns: bool = False, client_version: Optional[int] = None) -> StreamingResponse:
     header, version = ui_stream.STREAM_HEADER
+    native_approvals = client_version is not None and client_version >= NATIVE_APPROVALS_FROM_VERSION
     return StreamingResponse(
-        sse_events(redis, session_id, turn_id, after, settings, follow_next_turns),
+        sse_events(redis, session_id, turn_id, after, settings, follow_next_turns, native_approvals),
         media_type="text/event-stream",
         headers={header: version, "Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"},
     )

@@ -15,6 +15,8 @@ from models.tool_filter import ToolFilter
 from models.turn import ToolCallEntry
 
 TITLE_FROM_MESSAGE_CHARS = 80
+# Keys of a session's metadata that the server sets (from their own request fields).
+TOOL_FILTER_KEY, APPROVAL_KEY = "tool_filter", "require_approval"
 
 
 class MessageInvalid(ValueError):
@@ -132,6 +134,15 @@ async def turn_messages(db: AsyncSession, session_id: str, turn_id: str) -> Sequ
     )).scalars().all()
 
 
+async def recorded_tool_result(db: AsyncSession, session_id: str, tool_call_id: str) -> Optional[str]:
+    """The stored result of the session's latest call with this id, if it has one."""
+    return (await db.execute(
+        select(ChatMessage.content).where(ChatMessage.session_id == session_id, ChatMessage.role == "tool",
+                                          ChatMessage.tool_call_id == tool_call_id)
+        .order_by(ChatMessage.sequence.desc()).limit(1)
+    )).scalar_one_or_none()
+
+
 def tool_call_entries(rows: Sequence[ChatMessage]) -> list[ToolCallEntry]:
     """Each tool call the turn's answers made, with its result where there is one."""
     results = {r.tool_call_id: r.content for r in rows if r.role == "tool"}
@@ -156,8 +167,13 @@ def _json_or_text(text: str) -> Any:
         return text
 
 
+def session_approval_tools(session: ChatSession) -> list[str]:
+    """The tools whose calls wait for approval in this session, on top of the server's list."""
+    return list(session.session_metadata.get(APPROVAL_KEY) or [])
+
+
 def session_tool_filter(session: ChatSession) -> ToolFilter:
-    return ToolFilter.model_validate(session.session_metadata.get("tool_filter") or {})
+    return ToolFilter.model_validate(session.session_metadata.get(TOOL_FILTER_KEY) or {})
 
 
 async def session_progress(db: AsyncSession, session_id: str, last: int, chars: int) -> dict:

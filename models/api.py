@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from models.subscription import ChangeTierRequest, SelfServiceTier, Tier
 from models.text import refuse_unstorable
 from models.tool_filter import ToolFilter
-from models.turn import ChatMode, IncomingMessage, MessageContext, ModelChoice, ToolCallEntry, TurnOutcome
+from models.turn import ApprovalRequest, ChatMode, IncomingMessage, MessageContext, ModelChoice, ToolCallEntry, TurnOutcome
 
 
 class ErrorDetail(BaseModel):
@@ -108,6 +108,8 @@ class CreateSessionRequest(BaseModel):
     tool_filter: Optional[ToolFilterRequest] = Field(default=None, description="Limit the tools this session may use.")
     dry_run: bool = Field(default=False, description="Tools that would change something outside the session's "
                                                      "workspace are not run; the model is told what they would do.")
+    require_approval: list[ToolName] = Field(default_factory=list, max_length=50, description=(
+        "Tools whose calls wait for your approval in this session, on top of those the server requires."))
 
     @field_validator("title", "metadata")
     @classmethod
@@ -117,8 +119,9 @@ class CreateSessionRequest(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if "tool_filter" in value:
-            raise ValueError("metadata.tool_filter is set through the tool_filter field")
+        for reserved in ("tool_filter", "require_approval"):
+            if reserved in value:
+                raise ValueError(f"metadata.{reserved} is set through the {reserved} field")
         if len(json.dumps(value, default=str)) > METADATA_MAX_BYTES:
             raise ValueError(f"metadata is larger than {METADATA_MAX_BYTES} bytes of JSON")
         if _depth(value) > METADATA_MAX_DEPTH:
@@ -164,6 +167,8 @@ class LiveTurn(BaseModel):
     buffer_length: int
     max_buffer_length: int
     pending: list[IncomingMessage]
+    awaiting_approval: list[ApprovalRequest] = Field(default_factory=list,
+                                                     description="Tool calls waiting for your approval.")
 
 
 class SessionDetail(SessionSummary):
@@ -259,6 +264,20 @@ class RunTurnRequest(BaseModel):
 class ServiceTurnRequest(RunTurnRequest):
     session_id: Optional[str] = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$",
                                       description="The user's session to run it in; a new session when absent.")
+
+class ToolApprovalDecision(BaseModel):
+    model_config = ConfigDict(**REQUEST, json_schema_extra={"examples": [{"approved": True},
+                                                                         {"approved": False, "reason": "Not now."}]})
+
+    approved: bool
+    reason: Optional[str] = Field(default=None, max_length=2_000, description="Given to the model with a denial.",
+                                  json_schema_extra={"pattern": NO_NUL})
+
+    @field_validator("reason")
+    @classmethod
+    def _storable(cls, value: Optional[str]) -> Optional[str]:
+        return refuse_unstorable(value, "reason")
+
 
 
 class HistoryEntry(BaseModel):

@@ -44,6 +44,10 @@ def finish_step_part(round_index: int) -> str:
     return f"finish-step-{round_index}"
 
 
+def approval_request_part(tool_call_id: str) -> str:
+    return f"approval-request-{tool_call_id}"
+
+
 def tool_output_part(tool_call_id: str) -> str:
     return f"tool-output-{tool_call_id}"
 

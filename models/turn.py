@@ -16,7 +16,9 @@ STOP_MARKER = "stopped by user"
 # How long a caller waits for a stopped turn to close before answering "stop pending".
 STOP_WAIT_SECONDS = 15.0
 
-TurnStatus = Literal["running", "completed", "failed", "stopped"]
+TurnStatus = Literal["running", "awaiting_approval", "completed", "failed", "stopped"]
+# A turn that has not ended: working, or waiting for a person to approve a tool call.
+ACTIVE_STATUSES = ("running", "awaiting_approval")
 ChatMode = Literal["fast", "extended_thinking"]
 # `standard` is the mode's model, `advanced` the configured advanced one.
 ModelChoice = Literal["standard", "advanced"]
@@ -147,11 +149,48 @@ class TurnInput(BaseModel):
     sub_session_depth: int = 0
     max_buffer_length: int = 10
     max_message_chars: int = 32_000
+    # Tools whose calls wait for a person's approval before they run, and how long they wait
+    # before counting as declined.
+    approval_required_tools: list[str] = Field(default_factory=list)
+    approval_timeout_seconds: float = 24 * 3600
     # Sub-sessions one turn may start; the rest are refused. None (runs started before the
     # limit existed): no limit.
     max_sub_sessions_per_turn: Optional[int] = None
     # Messages carried into this run by continue-as-new (auto-continue); they start the turn.
     carried_messages: list[IncomingMessage] = Field(default_factory=list)
+
+
+class ApprovalRequest(BaseModel):
+    """A tool call waiting for a person's yes or no."""
+
+    approval_id: str
+    tool_call_id: str
+    tool_name: str
+    input: Any = None
+
+
+class ToolDecision(BaseModel):
+    approval_id: str
+    approved: bool
+    reason: Optional[str] = None
+
+
+class ApprovalAnswer(BaseModel):
+    approval_id: str
+    status: Literal["approved", "denied"]
+    already: bool = Field(default=False, description="The same decision had been given before: nothing changed.")
+
+
+def parsed_arguments(arguments: str) -> Any:
+    """The tool input as JSON when it parses; the raw text otherwise (the tool will refuse it)."""
+    try:
+        return json.loads(arguments or "{}")
+    except json.JSONDecodeError:
+        return arguments
+
+
+def approval_id_for(tool_call_id: str) -> str:
+    return f"approval_{tool_call_id}"
 
 
 class TurnState(BaseModel):
@@ -161,6 +200,7 @@ class TurnState(BaseModel):
     buffer_length: int
     max_buffer_length: int
     pending: list[IncomingMessage]
+    awaiting_approval: list[ApprovalRequest] = Field(default_factory=list)
 
 
 class TurnResult(BaseModel):
@@ -334,6 +374,7 @@ class PrepareSubSessionRequest(BaseModel):
     parent_allowed_tools: list[str]
     parent_depth: int = 0
     dry_run: bool = False  # the parent's: a dry run's sub-sessions are dry runs too
+    approval_required_tools: list[str] = Field(default_factory=list)  # the parent's: the sub's too
 
 
 class PreparedSubSession(BaseModel):

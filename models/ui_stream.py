@@ -68,6 +68,16 @@ def tool_output_error(tool_call_id: str, error_text: str) -> dict:
     return {"type": "tool-output-error", "toolCallId": tool_call_id, "errorText": error_text}
 
 
+def tool_approval_request(approval_id: str, tool_call_id: str) -> dict:
+    """AI SDK 6 and later: the call waits for the user's approval (`useChat`'s approval state)."""
+    return {"type": "tool-approval-request", "approvalId": approval_id, "toolCallId": tool_call_id}
+
+
+def tool_output_denied(tool_call_id: str) -> dict:
+    """AI SDK 6 and later: the user declined the call."""
+    return {"type": "tool-output-denied", "toolCallId": tool_call_id}
+
+
 def error(error_text: str) -> dict:
     return {"type": "error", "errorText": error_text}
 

@@ -5,13 +5,12 @@ the ordering rules of the UI stream: reasoning closes before text or a tool inpu
 closes before a tool input begins, and everything still open closes at the end.
 """
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from models import ui_stream
-from models.turn import ToolCall, Usage
+from models.turn import ToolCall, Usage, parsed_arguments
 
 # `reasoning_details` entry types a person can read, and the field that holds their text. An entry
 # with no type is text; an encrypted entry (or a type we do not know) is never shown.
@@ -207,11 +206,3 @@ class RoundAssembler:
             for i, c in sorted(self.calls.items())
             if c.name
         ]
-
-
-def parsed_arguments(arguments: str) -> Any:
-    """The tool input as JSON when it parses; the raw text otherwise (the tool will refuse it)."""
-    try:
-        return json.loads(arguments or "{}")
-    except json.JSONDecodeError:
-        return arguments

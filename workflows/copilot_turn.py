@@ -7,6 +7,7 @@ instead of starting a second turn. There is no lock to acquire, renew or leak.
 
 import asyncio
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Awaitable, Optional, TypeVar
 
@@ -29,6 +30,9 @@ with workflow.unsafe.imports_passed_through():
     from activities import interfaces as act
     from models import keys, ui_stream
     from models.turn import (
+        ACTIVE_STATUSES,
+        ApprovalAnswer,
+        ApprovalRequest,
         BeginTurnRequest,
         IncomingMessage,
         NewMessageRow,
@@ -45,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         StopRequest,
         SubmitResult,
         ToolCall,
+        ToolDecision,
         ToolRequest,
         ToolResult,
         TurnInput,
@@ -52,6 +57,8 @@ with workflow.unsafe.imports_passed_through():
         TurnState,
         TurnStatus,
         Usage,
+        approval_id_for,
+        parsed_arguments,
         timeout_message,
     )
     from workflows import search_attributes
@@ -96,6 +103,17 @@ BOOKKEEPING_FAILED_TEXT = ("This turn could not be saved and has ended; part of 
 TOOL_ATTEMPTS = 2
 TOOL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                          maximum_interval=timedelta(seconds=10), maximum_attempts=TOOL_ATTEMPTS)
+
+
+@dataclass
+class _Approval:
+    request: ApprovalRequest
+    decision: Optional[ToolDecision] = None
+    closed: Optional[str] = None  # why it can no longer be decided (stopped, timed out)
+
+    @property
+    def waiting(self) -> bool:
+        return self.decision is None and self.closed is None
 
 
 class TurnStopped(Exception):
@@ -146,6 +164,7 @@ class CopilotTurnWorkflow:
         # Every sub-session this turn handed work to (started, or queued into): Stop reaches them.
         self._sub_sessions: list[str] = []
         self._sub_session_calls = 0
+        self._approvals: dict[str, _Approval] = {}
         self._unrecorded_opening: list[IncomingMessage] = []
         self._allowed_tools = (list(input.allowed_tools) if input.allowed_tools is not None
                                else input.tool_filter.allowed(TOOLS_BEFORE_ALLOWED_TOOLS_INPUT))
@@ -171,7 +190,7 @@ class CopilotTurnWorkflow:
             raise ValueError("The message is empty.")
         if len(message.content) > self._input.max_message_chars:
             raise ValueError(f"The message is longer than {self._input.max_message_chars} characters.")
-        if self._claimed and self._status != "running":
+        if self._claimed and self._status not in ACTIVE_STATUSES:
             # The turn is closing its stream; the caller retries and starts the next turn.
             raise ValueError("turn_closing: the previous turn is finishing.")
         if self._claimed and len(self._pending) >= self._input.max_buffer_length:
@@ -182,13 +201,36 @@ class CopilotTurnWorkflow:
         return TurnState(
             turn_id=self._turn_id, status=self._status, round=self._round, buffer_length=len(self._pending),
             max_buffer_length=self._input.max_buffer_length, pending=list(self._pending),
+            awaiting_approval=[a.request for a in self._approvals.values() if a.waiting],
         )
+
+    @workflow.update
+    def decide_tool_call(self, decision: ToolDecision) -> ApprovalAnswer:
+        """A person's yes or no to a call waiting for approval. Giving the same answer again
+        changes nothing (`already`); the waiting call runs, or is declined, once."""
+        approval = self._approvals[decision.approval_id]
+        status = "approved" if decision.approved else "denied"
+        if approval.decision is not None:
+            return ApprovalAnswer(approval_id=decision.approval_id, status=status, already=True)
+        approval.decision = decision
+        return ApprovalAnswer(approval_id=decision.approval_id, status=status)
+
+    @decide_tool_call.validator
+    def _validate_decision(self, decision: ToolDecision) -> None:
+        approval = self._approvals.get(decision.approval_id)
+        if approval is None:
+            raise ValueError("unknown_approval: no such call waits for approval in this turn.")
+        if approval.closed:
+            raise ValueError(f"approval_closed: {approval.closed}")
+        if approval.decision is not None and approval.decision.approved != decision.approved:
+            earlier = "approved" if approval.decision.approved else "denied"
+            raise ValueError(f"already_decided: this call was already {earlier}.")
 
     @workflow.update
     async def stop(self) -> bool:
         """Stops the turn: returns once it has recorded what it had and closed its stream.
         True when a running turn was stopped, False when it had already finished."""
-        if self._status != "running":
+        if self._status not in ACTIVE_STATUSES:
             return False
         self._stop_requested = True
         await workflow.wait_condition(lambda: self._closed)
@@ -198,7 +240,7 @@ class CopilotTurnWorkflow:
     def stop_without_waiting(self) -> None:
         """Stop, from a caller that does not wait for the turn to close: a parent turn that was
         stopped, a session being deleted."""
-        if self._status == "running":
+        if self._status in ACTIVE_STATUSES:
             self._stop_requested = True
 
     @workflow.run
@@ -340,8 +382,15 @@ class CopilotTurnWorkflow:
         """One tool call, never waited for past the tool cap: whatever happens to its activity
         (a stuck tool, a dead worker, retries spent), the call ends with a result that the model
         reads and the stream shows, and the turn goes on."""
+        if call.name in self._input.approval_required_tools and call.name in self._allowed_tools:
+            refusal = await self._approval_of(stream_key, call)
+            if refusal is not None:
+                result = ToolResult(tool_call_id=call.id, name=call.name, error=refusal, published=False)
+                self._round_results[call.id] = result
+                await self._publish(stream_key, keys.tool_output_part(call.id), [result.stream_part()])
+                return result
         cap = self._input.tool_timeout_seconds
-        deadline = workflow.now() + timedelta(seconds=cap)
+        deadline = workflow.now() + timedelta(seconds=cap)  # the cap counts from the approval
         try:
             if call.name == SUB_SESSION_TOOL and call.name in self._allowed_tools:
                 result = await self._run_sub_session(stream_key, call, deadline)
@@ -358,6 +407,34 @@ class CopilotTurnWorkflow:
         if not result.published:
             await self._publish(stream_key, keys.tool_output_part(call.id), [result.stream_part()])
         return result
+
+    async def _approval_of(self, stream_key: str, call: ToolCall) -> Optional[str]:
+        """Waits, holding no worker, for a person to approve the call: None once approved, else
+        the result the model reads (declined, with the reason; or not answered in time)."""
+        request = ApprovalRequest(approval_id=approval_id_for(call.id), tool_call_id=call.id, tool_name=call.name,
+                                  input=parsed_arguments(call.arguments))
+        approval = self._approvals.setdefault(request.approval_id, _Approval(request))
+        self._set_status("awaiting_approval")
+        await self._publish(stream_key, keys.approval_request_part(call.id), [
+            ui_stream.data("tool-approval-request", {"approvalId": request.approval_id, "toolCallId": call.id,
+                                                     "toolName": call.name, "input": request.input})])
+        timeout = self._input.approval_timeout_seconds
+        try:
+            await workflow.wait_condition(lambda: approval.decision is not None, timeout=timedelta(seconds=timeout))
+        except asyncio.TimeoutError:
+            approval.closed = "the call was not approved in time and was not run."
+            return (f"approval_timed_out: no one approved '{call.name}' within {timeout / 3600:g} hours, so it was "
+                    "not run (counted as declined).")
+        except CancelledError:
+            approval.closed = "the turn was stopped."
+            raise
+        finally:
+            if self._status == "awaiting_approval" and not any(a.waiting for a in self._approvals.values()):
+                self._set_status("running")
+        if approval.decision.approved:
+            return None
+        reason = f" Their reason: {approval.decision.reason}" if approval.decision.reason else ""
+        return f"approval_denied: the person declined this call of '{call.name}', so it was not run.{reason}"
 
     async def _refuse_tool_call(self, stream_key: str, call: ToolCall, cap: int) -> ToolResult:
         """A call past the round's limit: not run, answered so the model can plan fewer."""
@@ -406,7 +483,8 @@ class CopilotTurnWorkflow:
             act.prepare_sub_session,
             PrepareSubSessionRequest(parent_session_id=self._input.session_id, user_id=self._input.user_id,
                                      turn_id=self._turn_id, call=call, parent_allowed_tools=self._allowed_tools,
-                                     parent_depth=self._input.sub_session_depth, dry_run=self._input.dry_run),
+                                     parent_depth=self._input.sub_session_depth, dry_run=self._input.dry_run,
+                                     approval_required_tools=self._input.approval_required_tools),
             schedule_to_close_timeout=self._time_left(deadline), **QUICK,
         )
         if prepared.error:

@@ -20,17 +20,26 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from billing.usage_records import turn_usage
-from conversation.sessions import latest_turn_id, tool_call_entries, turn_messages, turn_of_message
+from conversation.sessions import (
+    latest_turn_id,
+    recorded_tool_result,
+    tool_call_entries,
+    turn_messages,
+    turn_of_message,
+)
 from models.tool_filter import ToolFilter
 from models.turn import (
+    ACTIVE_STATUSES,
     STOP_MARKER,
     STOP_WAIT_SECONDS,
+    ApprovalAnswer,
     ChatMode,
     IncomingMessage,
     ModelCallPolicy,
     ModelChoice,
     SubmitResult,
     TokenUsage,
+    ToolDecision,
     TurnInput,
     TurnOutcome,
     TurnState,
@@ -68,13 +77,15 @@ async def connect_temporal(settings: Settings) -> Client:
 
 def turn_input(settings: Settings, session_id: str, user_id: str, tool_names: Iterable[str],
                tool_filter: Optional[ToolFilter] = None, kind: str = "turn", depth: int = 0, *,
-               dry_run: bool = False, mode: ChatMode = "fast", model: ModelChoice = "standard") -> TurnInput:
+               dry_run: bool = False, mode: ChatMode = "fast", model: ModelChoice = "standard",
+               approval_tools: Iterable[str] = ()) -> TurnInput:
     """A turn's input: its limits from the settings, and the tools it may use resolved here, from
     the catalogue the caller serves (`tool_names`), before the workflow starts."""
     tool_filter = tool_filter or ToolFilter()
     return TurnInput(
         session_id=session_id, user_id=user_id, tool_filter=tool_filter, kind=kind, dry_run=dry_run, mode=mode,
-        model=model,
+        model=model, approval_required_tools=sorted(set(settings.tools_requiring_approval) | set(approval_tools)),
+        approval_timeout_seconds=settings.tool_approval_timeout_seconds,
         allowed_tools=tool_filter.allowed(tool_names),
         model_policy=ModelCallPolicy(
             heartbeat_timeout_seconds=settings.llm_heartbeat_timeout_seconds,
@@ -168,7 +179,7 @@ async def running_turn_state(client: Client, session_id: str) -> Optional[TurnSt
             return TurnState(turn_id=description.run_id, status="running", round=0, buffer_length=0,
                              max_buffer_length=0, pending=[])
         # A turn that has decided its outcome is only closing its stream: the session is idle.
-        return state if state.status == "running" or state.buffer_length else None
+        return state if state.status in ACTIVE_STATUSES or state.buffer_length else None
     except RPCError as failure:
         if failure.status == RPCStatusCode.NOT_FOUND:
             return None
@@ -228,6 +239,55 @@ async def end_turn_for_deletion(client: Client, session_id: str, stop_wait_secon
     except StopPending:
         pass
     await terminate_turn(client, session_id, reason="session deleted by its owner")
+
+
+class ApprovalRefused(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+async def decide_tool_call(client: Client, sessions: async_sessionmaker[AsyncSession], session_id: str,
+                           decision: ToolDecision) -> ApprovalAnswer:
+    """Hands a person's decision to the turn whose call waits for it. A call no turn waits for
+    any more is answered from the record: the same decision again is fine (`already`), anything
+    else is a 409 saying why; an approval the session never had is a 404."""
+    handle = client.get_workflow_handle(turn_workflow_id(session_id))
+    try:
+        return await handle.execute_update(CopilotTurnWorkflow.decide_tool_call, decision,
+                                           rpc_timeout=timedelta(seconds=10))
+    except WorkflowUpdateFailedError as failure:
+        message = failure.cause.message if isinstance(failure.cause, ApplicationError) else ""
+        if message.startswith(("approval_closed", "already_decided")):
+            raise ApprovalRefused(409, message.split(":", 1)[0], message.split(":", 1)[1].strip()) from None
+        if not message.startswith("unknown_approval"):
+            raise
+    except RPCError as failure:
+        if failure.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            raise
+    async with sessions() as db:  # no turn waits for it: how did the call end?
+        result = await recorded_tool_result(db, session_id, decision.approval_id.removeprefix("approval_"))
+    if result is None:
+        raise ApprovalRefused(404, "not_found", "No such approval.")
+    ended = decided_by_record(result)
+    wanted = "approved" if decision.approved else "denied"
+    if ended == wanted:
+        return ApprovalAnswer(approval_id=decision.approval_id, status=wanted, already=True)
+    reasons = {"stopped": "the turn was stopped.", "timed_out": "the call was not approved in time and was not run.",
+               "approved": "this call was already approved.", "denied": "this call was already denied."}
+    code = "already_decided" if ended in ("approved", "denied") else "approval_closed"
+    raise ApprovalRefused(409, code, reasons[ended])
+
+
+def decided_by_record(tool_result: str) -> str:
+    """How a call that asked for approval ended, from its stored result."""
+    if STOP_MARKER in tool_result:
+        return "stopped"
+    if "approval_timed_out:" in tool_result:
+        return "timed_out"
+    if "approval_denied:" in tool_result:
+        return "denied"
+    return "approved"
 
 
 async def terminate_turn(client: Client, session_id: str, reason: str) -> None:

@@ -3,6 +3,7 @@
 from typing import Annotated, Optional, Union
 
 from fastapi import APIRouter, Header, Query, Response
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.auth import CurrentUser
@@ -19,7 +20,7 @@ from api.deps import (
 from api.errors import ApiError, not_found
 from api.openapi import EVENT_ID_DOC
 from api.sending import SendOptions, release_connection, run_turn_and_wait, send_message_to_session
-from api.sse import sse_response
+from api.sse import APPROVAL_PROTOCOL_HEADER, sse_response
 from billing.accounts import open_account
 from conversation import sessions as store
 from models.api import (
@@ -35,10 +36,11 @@ from models.api import (
     SessionPage,
     SessionSummary,
     StopResponse,
+    ToolApprovalDecision,
     TurnAnswer,
 )
 from models.db import ChatSession
-from models.turn import MessageContext, PageContext
+from models.turn import ApprovalAnswer, MessageContext, PageContext, ToolDecision
 from stream_relay.cleanup import delete_session_streams
 from stream_relay.keys import latest_turn_key
 from stream_relay.reader import STREAM_START, valid_entry_id
@@ -51,6 +53,10 @@ ERRORS = {401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}}
 IdempotencyKeyHeader = Annotated[Optional[str], Header(
     alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
     description="Makes the send safe to retry: a repeat within the window answers the first outcome.")]
+AiSdkVersionHeader = Annotated[Optional[int], Header(
+    alias=APPROVAL_PROTOCOL_HEADER, ge=1, le=99,
+    description="The AI SDK major version the client runs; 6 or later gets tool approvals as that protocol's own parts.")]
+APPROVAL_ID_PATTERN = r"^approval_[A-Za-z0-9_-]{1,200}$"
 SSE_DOC = {"description": "A Vercel AI SDK UI message stream (v1) of Server-Sent Events.",
            "content": {"text/event-stream": {}}}
 
@@ -73,7 +79,9 @@ async def create_session(body: CreateSessionRequest, user: CurrentUser, db: DbDe
                          settings: SettingsDep) -> SessionSummary:
     metadata = dict(body.metadata)
     if body.tool_filter is not None:
-        metadata["tool_filter"] = body.tool_filter.model_dump()
+        metadata[store.TOOL_FILTER_KEY] = body.tool_filter.model_dump()
+    if body.require_approval:
+        metadata[store.APPROVAL_KEY] = sorted(set(body.require_approval))
     await open_account(db, user.id, settings.initial_credits, email=user.email)
     return summary(await store.create_session(db, user.id, body.title, metadata, dry_run=body.dry_run))
 
@@ -121,7 +129,7 @@ async def delete_session(session_id: str, user: CurrentUser, db: DbDep, temporal
 async def send_message(session_id: str, body: SendMessageRequest, user: CurrentUser, db: DbDep,
                        temporal: TemporalDep, redis: RedisDep, settings: SettingsDep, tool_names: ToolNamesDep,
                        storage: StorageDep, idempotency_key: IdempotencyKeyHeader = None,
-                       ) -> Union[StreamingResponse, JSONResponse]:
+                       ai_sdk_version: AiSdkVersionHeader = None) -> Union[StreamingResponse, JSONResponse]:
     """Starts a turn with the message and streams it; if a turn is running, queues the message (202).
     Repeated with the same `Idempotency-Key`: the first send's answer (its turn's stream from the
     start, or the same 202), and nothing sent again."""
@@ -134,7 +142,7 @@ async def send_message(session_id: str, body: SendMessageRequest, user: CurrentU
         queued = QueuedResponse(turn_id=result.turn_id, message_id=result.message_id,
                                 buffer_length=result.buffer_length, max_buffer_length=result.max_buffer_length)
         return JSONResponse(queued.model_dump(), status_code=202)
-    return sse_response(redis, session.id, result.turn_id, settings)
+    return sse_response(redis, session.id, result.turn_id, settings, client_version=ai_sdk_version)
 
 
 @router.post("/{session_id}/turns", response_model=TurnAnswer,
@@ -194,7 +202,7 @@ async def follow_turn(session_id: str, user: CurrentUser, db: DbDep, redis: Redi
                       from_: Annotated[Optional[str], Query(alias="from", description="Resume after this event id.",
                                                             json_schema_extra=EVENT_ID_DOC)] = None,
                       last_event_id: Annotated[Optional[str], Header(json_schema_extra=EVENT_ID_DOC)] = None,
-                      ) -> StreamingResponse:
+                      ai_sdk_version: AiSdkVersionHeader = None) -> StreamingResponse:
     """Re-attaches to the session's running (or most recent) turn: from the start, or after
     `Last-Event-ID` / `?from=` when reconnecting."""
     session = await _owned(db, user, session_id)
@@ -205,4 +213,23 @@ async def follow_turn(session_id: str, user: CurrentUser, db: DbDep, redis: Redi
     turn_id = await redis.get(latest_turn_key(session.id))
     if turn_id is None:
         raise ApiError(404, "no_turn", "This session has no recent turn to follow.")
-    return sse_response(redis, session.id, turn_id, settings, after, follow_next_turns=True)
+    return sse_response(redis, session.id, turn_id, settings, after, follow_next_turns=True,
+                        client_version=ai_sdk_version)
+
+
+@router.post("/{session_id}/tool-approvals/{approval_id}", response_model=ApprovalAnswer,
+             responses={**ERRORS, 409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
+async def decide_tool_call(session_id: str, approval_id: Annotated[str, PathParam(pattern=APPROVAL_ID_PATTERN)],
+                           body: ToolApprovalDecision, user: CurrentUser, db: DbDep, temporal: TemporalDep,
+                           sessions: SessionMakerDep) -> ApprovalAnswer:
+    """Approves or denies a tool call waiting for approval (the stream's `tool-approval-request`).
+    Approved, the call runs and the turn goes on; denied, the model is told, with the reason.
+    The same decision twice is not an error and runs nothing twice; a call that was stopped,
+    timed out or decided otherwise is a 409 saying why."""
+    session = await _owned(db, user, session_id)
+    await release_connection(db)
+    try:
+        return await turn_client.decide_tool_call(temporal, sessions, session.id, ToolDecision(
+            approval_id=approval_id, approved=body.approved, reason=body.reason))
+    except turn_client.ApprovalRefused as refusal:
+        raise ApiError(refusal.status, refusal.code, refusal.message)
