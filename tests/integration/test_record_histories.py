@@ -172,3 +172,24 @@ async def test_record_subscription_history(http, settings, stripe_sandbox, user,
     cancelled = await http.post("/api/credits/subscription", json={"tier": "FREE"}, headers=user.headers)
     assert cancelled.json()["pending_tier"] == "FREE", cancelled.text
     await save(temporal_client, "subscription_checkout_then_cancel", subscription_workflow_id(user.id), whole=False)
+
+
+async def test_record_approval_history(http, user, scripted, temporal_client):
+    """A tool call that waits for approval, then is approved and runs."""
+    tag = marker()
+    scripted.script(tag, tool_call_reply("get_current_time", {"timezone": "UTC"}, call_id="call_rec"),
+                    text_reply("Approved and ran."))
+    created = await http.post("/api/chat/sessions", json={"require_approval": ["get_current_time"]},
+                              headers=user.headers)
+    session_id = created.json()["id"]
+    streaming = asyncio.create_task(send(http, user, session_id, f"approve {tag}"))
+
+    async def waiting() -> bool:
+        turn = (await http.get(f"/api/chat/sessions/{session_id}", headers=user.headers)).json()["active_turn"]
+        return bool(turn and turn["awaiting_approval"])
+    await eventually(waiting, bool)
+    decided = await http.post(f"/api/chat/sessions/{session_id}/tool-approvals/approval_call_rec",
+                              json={"approved": True}, headers=user.headers)
+    assert decided.status_code == 200, decided.text
+    await streaming
+    await save(temporal_client, "turn_tool_approval", turn_workflow_id(session_id))

@@ -20,7 +20,7 @@ EXPECTED = {
     "turn_text_only", "turn_reasoning", "turn_tool_round", "turn_two_tool_rounds_follow_up", "turn_stop_during_tool",
     "turn_auto_continue_first_run", "turn_auto_continue_second_run", "turn_sub_session_parent",
     "turn_sub_session_child", "subscription_checkout_then_cancel", "turn_spend_limit_between_rounds",
-    "turn_stop_reaches_sub_session_parent", "turn_stop_reaches_sub_session_child",
+    "turn_stop_reaches_sub_session_parent", "turn_stop_reaches_sub_session_child", "turn_tool_approval",
     # Recorded on deploy c1b36fe, before the spend check before a first round, Stop signalling
     # sub-sessions and the usage write answering with the spend state.
     "deploy_c1b36fe_turn_auto_continue_second_run", "deploy_c1b36fe_turn_stop_during_tool",

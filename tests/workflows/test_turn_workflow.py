@@ -82,6 +82,40 @@ async def test_a_model_that_never_stops_calling_tools_hits_the_round_cap(env):
 
 
 
+async def test_a_call_nobody_approves_counts_as_declined_after_a_day(env):
+    """The turn waits a day (skipped) holding no worker; then the model reads that it was declined."""
+    queue, workflow_id = f"tq-{uuid.uuid4().hex[:6]}", f"copilot-turn/{uuid.uuid4()}"
+    RECORDED.clear()
+    ran: list[str] = []
+
+    @activity.defn(name="run_tool")
+    async def guarded_tool(request: ToolRequest) -> ToolResult:
+        ran.append(request.call.id)
+        return ToolResult(tool_call_id=request.call.id, name=request.call.name, output={"ok": True})
+
+    @activity.defn(name="stream_model_round")
+    async def calls_once(request: RoundRequest) -> RoundResult:
+        if request.round_index == 0:
+            return RoundResult(text="", reasoning="", tool_calls=[ToolCall(id="call-x", name="get_current_time")],
+                               usage=Usage(), model="stub")
+        return RoundResult(text="Nobody said yes.", reasoning="", tool_calls=[], usage=Usage(), model="stub")
+
+    activities = stand_ins(stream_model_round=calls_once, run_tool=guarded_tool, record_messages=record_messages)
+    started = time.monotonic()
+    async with Worker(env.client, task_queue=queue, workflows=[CopilotTurnWorkflow], activities=activities):
+        await env.client.execute_update_with_start_workflow(
+            CopilotTurnWorkflow.submit_message, IncomingMessage(message_id="m1", content="time?"),
+            start_workflow_operation=WithStartWorkflowOperation(
+                CopilotTurnWorkflow.run, TurnInput(session_id="s", user_id="u", allowed_tools=["get_current_time"],
+                                                   approval_required_tools=["get_current_time"]),
+                id=workflow_id, task_queue=queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING))
+        await env.sleep(timedelta(hours=24, minutes=1))  # the server skips the day
+        result = await env.client.get_workflow_handle_for(CopilotTurnWorkflow.run, workflow_id).result()
+    assert result.status == "completed" and result.text == "Nobody said yes." and ran == []
+    [tool_row] = [row for request in RECORDED for row in request.rows if row.role == "tool"]
+    assert "approval_timed_out" in tool_row.content and "24 hours" in tool_row.content
+    assert time.monotonic() - started < 30  # the day was skipped, not waited
+
 # A stuck tool call on the real dev server (the time-skipping server does not move its clock while
 # an activity runs), with a small cap.
 PUBLISHED: list[PublishRequest] = []
