@@ -265,6 +265,7 @@ class ServiceTurnRequest(RunTurnRequest):
     session_id: Optional[str] = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$",
                                       description="The user's session to run it in; a new session when absent.")
 
+
 class ToolApprovalDecision(BaseModel):
     model_config = ConfigDict(**REQUEST, json_schema_extra={"examples": [{"approved": True},
                                                                          {"approved": False, "reason": "Not now."}]})
