@@ -8,6 +8,7 @@ import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from temporalio.service import RPCError
@@ -80,6 +81,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def temporal_unavailable(_request: Request, exc: RPCError) -> JSONResponse:
         log.error("Temporal call failed: %s (%s)", exc.status.name if exc.status else "unknown", type(exc).__name__)
         return JSONResponse(_body("temporal_unavailable", "The workflow service did not answer; try again shortly."),
+                            status_code=503, headers={"Retry-After": "2"})
+
+    @app.exception_handler(RedisError)
+    async def redis_unavailable(_request: Request, exc: RedisError) -> JSONResponse:
+        log.error("Redis did not answer (%s)", type(exc).__name__)
+        return JSONResponse(_body("redis_unavailable", "The stream store did not answer; try again shortly."),
                             status_code=503, headers={"Retry-After": "2"})
 
     async def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:

@@ -2,11 +2,13 @@
 
 import asyncio
 import json
+import logging
 import time
 from typing import AsyncIterator, Optional
 
 from fastapi.responses import StreamingResponse
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from models import ui_stream
 from models.keys import turn_stream_key
@@ -14,8 +16,11 @@ from settings import Settings
 from stream_relay.keys import latest_turn_key
 from stream_relay.reader import STREAM_START, read_stream_batches
 
+STREAM_UNAVAILABLE_TEXT = ("The live answer cannot be shown right now; it is still being written and saved. "
+                           "Reload the session in a moment to see it.")
 IDLE_TIMEOUT_TEXT = "The answer stopped arriving. Reload the session to see what was saved, then try again."
 NEXT_TURN_WAIT_SECONDS = 10.0
+log = logging.getLogger(__name__)
 
 
 # Stored, an approval request is a `data-` part and a declined call a `tool-output-error`: what
@@ -56,6 +61,21 @@ async def _next_turn(redis: Redis, session_id: str, previous_turn: str) -> Optio
 
 async def sse_events(redis: Redis, session_id: str, turn_id: str, after: str, settings: Settings,
                      follow_next_turns: bool, native_approvals: bool = False) -> AsyncIterator[str]:
+    """The turn's events; if Redis stops answering, a well-formed end that says so (the turn
+    itself goes on in its workflow, and what it says is saved: a reload shows it)."""
+    try:
+        async for chunk in _turn_events(redis, session_id, turn_id, after, settings, follow_next_turns,
+                                        native_approvals):
+            yield chunk
+    except RedisError as failure:
+        log.warning("stream of session %s cut, Redis unavailable: %s", session_id, type(failure).__name__)
+        yield "".join([
+            _event(None, json.dumps(ui_stream.data("stream-error", {"code": "stream_unavailable", "retryable": True}))),
+            _event(None, json.dumps(ui_stream.error(STREAM_UNAVAILABLE_TEXT))), _event(None, "[DONE]")])
+
+
+async def _turn_events(redis: Redis, session_id: str, turn_id: str, after: str, settings: Settings,
+                       follow_next_turns: bool, native_approvals: bool) -> AsyncIterator[str]:
     """The turn's events, each read's worth in one chunk: one socket write per Redis read, not
     per part, and the parts' JSON goes out as the publisher stored it (no decode, no re-encode)."""
     while True:

@@ -364,7 +364,11 @@ class CopilotTurnWorkflow:
         self._closed = True
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._pending:
-            workflow.continue_as_new(input.model_copy(update={"carried_messages": self._pending}))
+            # The next run starts running: its status must not be copied from this one's end,
+            # or a count of running turns (the per-user limit) would miss it.
+            workflow.continue_as_new(input.model_copy(update={"carried_messages": self._pending}),
+                                     search_attributes=workflow.info().typed_search_attributes.updated(
+                                         search_attributes.TURN_STATUS.value_set("running")))
         return result
 
     async def _unless_stopped(self, awaitable: Awaitable[T]) -> T:

@@ -175,7 +175,7 @@ async def test_recursion_past_the_depth_is_refused_and_the_depth_carries_into_su
 SERVICE_TOKEN = "service-token-for-the-graph-block-0123456789"
 
 
-async def test_a_service_runs_a_turn_on_behalf_of_a_user_it_names(scripted, settings, stack):
+async def test_a_service_runs_a_turn_on_behalf_of_a_user_it_names(scripted, settings, stack, worker):
     tag = marker()
     scripted.script(tag, text_reply("For you."), text_reply("Again for you."))
     owner, other = make_user(settings), make_user(settings)

@@ -142,7 +142,7 @@ async def test_a_follow_up_while_waiting_is_queued_and_delivered_after_the_round
     assert roles[3][1] == "and one more thing"
 
 
-async def test_an_unanswered_call_counts_as_declined_after_the_timeout(scripted, settings):
+async def test_an_unanswered_call_counts_as_declined_after_the_timeout(scripted, settings, worker):
     tag = marker()
     scripted.script(tag, calls(GUARDED, {}, call_id="call_late"), text_reply("Nobody answered."))
     async with api_with(settings, tool_approval_timeout_seconds=1.0) as http:

@@ -138,7 +138,7 @@ async def test_deleting_a_session_removes_everything_of_it_and_stops_its_sub_ses
     await redis.aclose()
 
 
-async def test_a_turn_starts_at_most_the_configured_number_of_sub_sessions(scripted, stack, settings):
+async def test_a_turn_starts_at_most_the_configured_number_of_sub_sessions(scripted, stack, settings, worker):
     tag = marker()
     first, second = (calls("run_sub_session", {"prompt": f"job {n} {marker()}", "wait_for_result": 0})
                      for n in range(2))
@@ -153,13 +153,14 @@ async def test_a_turn_starts_at_most_the_configured_number_of_sub_sessions(scrip
     assert len(await sub_sessions_of(stack.database_url, user.id)) == 1
 
 
-async def test_a_user_runs_at_most_the_configured_number_of_turns_at_once(scripted, settings, temporal_client):
+async def test_a_user_runs_at_most_the_configured_number_of_turns_at_once(scripted, settings, temporal_client,
+                                                                          worker):
     parent, sub = marker(), marker()
     scripted.script(parent, calls("run_sub_session", {"prompt": f"slow {sub}", "wait_for_result": 0}),
                     text_reply("Started."))
     scripted.script(sub, slow_text(600, 0.05))
     busy = marker()
-    scripted.script(busy, slow_text(600, 0.05))
+    scripted.script(busy, slow_text(600, 0.05), slow_text(600, 0.05))  # the second for the follow-up
     async with api_with(settings, max_running_turns_per_user=2) as http:
         user = make_user(settings)
         with_sub, second, third = [await new_session(http, user) for _ in range(3)]
@@ -174,7 +175,9 @@ async def test_a_user_runs_at_most_the_configured_number_of_turns_at_once(script
         follow_up = await queue(http, user, second, "a follow-up joins a running turn")
         assert follow_up.status_code == 202
 
-        await stop(http, user, second)
+        await stop(http, user, second)  # the follow-up queued before the stop opens the next turn at once
+        await eventually(lambda: turn_client.running_turns(temporal_client, user.id), lambda n: n == 2)
+        await eventually(lambda: stop(http, user, second), lambda answer: answer == {"stopped": False})
         await eventually(lambda: turn_client.running_turns(temporal_client, user.id), lambda n: n == 1)
         quick = marker()
         scripted.script(quick, text_reply("Now there is room."))
@@ -244,3 +247,22 @@ async def test_a_malformed_idempotency_key_is_a_422(http, user):
                                headers={**user.headers, "Idempotency-Key": "x" * 256})
     assert response.status_code == 422
     assert "Idempotency-Key" in response.text or "idempotency-key" in response.text.lower()
+
+
+async def test_an_auto_continued_turn_still_counts_as_running(scripted, settings, temporal_client, worker):
+    tag = marker()
+    scripted.script(tag, slow_text(20, 0.05), slow_text(600, 0.05))
+    async with api_with(settings, max_running_turns_per_user=1) as http:
+        user = make_user(settings)
+        busy, other = await new_session(http, user), await new_session(http, user)
+        await start_turn(http, user, busy, f"first {tag}")
+        assert (await queue(http, user, busy, "and then this")).status_code == 202
+
+        async def runs():
+            return [w.status.name async for w in temporal_client.list_workflows(f"WorkflowId = 'copilot-turn/{busy}'")]
+        await eventually(runs, lambda statuses: len(statuses) == 2 and "RUNNING" in statuses)
+        await eventually(lambda: turn_client.running_turns(temporal_client, user.id), lambda n: n == 1)
+
+        refused = await queue(http, user, other, "one more")
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "too_many_running_turns"
+        await stop(http, user, busy)

@@ -31,7 +31,8 @@ async def shutdown(server: uvicorn.Server, task: asyncio.Task) -> None:
 
 @asynccontextmanager
 async def api_with(settings: Settings, **changes) -> AsyncIterator[httpx.AsyncClient]:
-    """The API on other settings, beside the shared one (the same worker serves its turns)."""
+    """The API on other settings, beside the shared one. Its turns need a worker on the settings'
+    task queue: the test asks for the `worker` fixture (or one of its own)."""
     port = free_port()
     server, task = await serve(create_app(settings.model_copy(update=changes), TEST_TOOLS), port)
     try:
