@@ -427,7 +427,7 @@ class CopilotTurnWorkflow:
             await workflow.wait_condition(lambda: approval.decision is not None, timeout=timedelta(seconds=timeout))
         except asyncio.TimeoutError:
             approval.closed = "the call was not approved in time and was not run."
-            return (f"approval_timed_out: no one approved '{call.name}' within {timeout / 3600:g} hours, so it was "
+            return (f"approval_timed_out: no one approved '{call.name}' within {_duration(timeout)}, so it was "
                     "not run (counted as declined).")
         except CancelledError:
             approval.closed = "the turn was stopped."
@@ -607,6 +607,13 @@ class CopilotTurnWorkflow:
             parts.append(ui_stream.error(error))
         parts.append(ui_stream.finish())
         await self._publish(stream_key, keys.FINISH_PART, parts, end_stream=True, continues=bool(self._pending))
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} seconds"
 
 
 def spend_limit_text(spend: SpendCheck) -> str:

@@ -203,8 +203,8 @@ async def test_stop_one_and_stop_every_long_running_turn(http, user, scripted, o
     again = (await ops.post(f"{TURNS}/stop-all-long-running", headers=admin)).json()
     assert (again["success"], again["stopped_count"]) == (False, 0)
     entries = await audit(ops, admin, action="stop_all_long_running", limit=2)
-    assert [e["outcome"] for e in entries] == ["stopped 0 of 0", f"stopped {answer['stopped_count']} of "
-                                                                 f"{answer['requested_count']}"]
+    assert entries[0]["outcome"].startswith("stopped 0 of")  # of 0, or of a foreign turn still closing
+    assert entries[1]["outcome"] == f"stopped {answer['stopped_count']} of {answer['requested_count']}"
 
 
 async def test_only_a_stuck_turn_that_ignores_stop_is_terminated(http, user, scripted, ops, admin, settings,
