@@ -4,7 +4,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 from models.subscription import ChangeTierRequest, SelfServiceTier, Tier
 from models.text import refuse_unstorable
@@ -177,6 +177,8 @@ class SessionDetail(SessionSummary):
 
 
 MAX_ATTACHED_FILES = 20
+# A workspace file: its id (32 hex digits) or its URI.
+FileRef = Annotated[str, StringConstraints(pattern=r"^(workspace://)?[0-9a-f]{32}$")]
 PAGE_URL_MAX_CHARS = 2_048
 PAGE_CONTENT_MAX_CHARS = 32_000
 
@@ -204,7 +206,7 @@ class SendMessageRequest(BaseModel):
     is_user_message: bool = Field(default=True, description="False for a nudge the front end sends on the user's "
                                                             "behalf: the model reads it, the transcript marks it.")
     context: Optional[PageContextRequest] = None
-    file_ids: list[str] = Field(default_factory=list, max_length=MAX_ATTACHED_FILES,
+    file_ids: list[FileRef] = Field(default_factory=list, max_length=MAX_ATTACHED_FILES,
                                 description="Workspace files (ids or workspace:// URIs) to attach to the message.")
     mode: ChatMode = Field(default="fast", description="extended_thinking: the thinking model.")
     model: ModelChoice = Field(default="standard", description="advanced: the configured advanced model.")
@@ -242,6 +244,14 @@ class StopResponse(BaseModel):
 SYSTEM_CONTEXT_MAX_CHARS = 16_000
 
 
+def _whole_number(value: Any) -> Any:
+    # JSON does not tell 3 from 3.0, and JSON Schema calls both integers: take both, nothing else.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+
+
 class RunTurnRequest(BaseModel):
     model_config = ConfigDict(**REQUEST, json_schema_extra={"examples": [{"message": "Hello", "wait_seconds": 30}]})
 
@@ -250,9 +260,9 @@ class RunTurnRequest(BaseModel):
     wait_seconds: float = Field(default=60, ge=0, le=6 * 3600, description="How long to wait for the answer.")
     system_context: Optional[str] = Field(default=None, max_length=SYSTEM_CONTEXT_MAX_CHARS,
                                           description="Prepended to the message as `[System Context: ...]`.")
-    max_recursion_depth: int = Field(default=3, ge=1, le=10, description="How deep calls from turns into turns "
+    max_recursion_depth: WholeNumber = Field(default=3, ge=1, le=10, description="How deep calls from turns into turns "
                                                                          "may nest.")
-    recursion_depth: int = Field(default=0, ge=0, le=100, description="How deep the caller already is: 0 for a "
+    recursion_depth: WholeNumber = Field(default=0, ge=0, le=100, description="How deep the caller already is: 0 for a "
                                                                       "call from outside any turn.")
 
     @field_validator("message", "system_context")

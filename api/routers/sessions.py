@@ -53,8 +53,8 @@ ERRORS = {401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}}
 IdempotencyKeyHeader = Annotated[Optional[str], Header(
     alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
     description="Makes the send safe to retry: a repeat within the window answers the first outcome.")]
-AiSdkVersionHeader = Annotated[Optional[int], Header(
-    alias=APPROVAL_PROTOCOL_HEADER, ge=1, le=99,
+AiSdkVersionHeader = Annotated[Optional[str], Header(
+    alias=APPROVAL_PROTOCOL_HEADER, pattern=r"^[0-9]{1,2}$",
     description="The AI SDK major version the client runs; 6 or later gets tool approvals as that protocol's own parts.")]
 APPROVAL_ID_PATTERN = r"^approval_[A-Za-z0-9_-]{1,200}$"
 SSE_DOC = {"description": "A Vercel AI SDK UI message stream (v1) of Server-Sent Events.",
@@ -142,7 +142,8 @@ async def send_message(session_id: str, body: SendMessageRequest, user: CurrentU
         queued = QueuedResponse(turn_id=result.turn_id, message_id=result.message_id,
                                 buffer_length=result.buffer_length, max_buffer_length=result.max_buffer_length)
         return JSONResponse(queued.model_dump(), status_code=202)
-    return sse_response(redis, session.id, result.turn_id, settings, client_version=ai_sdk_version)
+    return sse_response(redis, session.id, result.turn_id, settings,
+                        client_version=int(ai_sdk_version) if ai_sdk_version else None)
 
 
 @router.post("/{session_id}/turns", response_model=TurnAnswer,
@@ -214,7 +215,7 @@ async def follow_turn(session_id: str, user: CurrentUser, db: DbDep, redis: Redi
     if turn_id is None:
         raise ApiError(404, "no_turn", "This session has no recent turn to follow.")
     return sse_response(redis, session.id, turn_id, settings, after, follow_next_turns=True,
-                        client_version=ai_sdk_version)
+                        client_version=int(ai_sdk_version) if ai_sdk_version else None)
 
 
 @router.post("/{session_id}/tool-approvals/{approval_id}", response_model=ApprovalAnswer,

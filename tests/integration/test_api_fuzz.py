@@ -35,6 +35,7 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 RUN_TIMEOUT_SECONDS = 150
 # One service credential for every platform, so no generated platform is outside its scope.
 BOT_TOKEN = "fuzz-bot-token-0123456789abcdef0123456789"
+SERVICE_TOKEN = "fuzz-service-token-0123456789abcdef0123456789"
 
 
 async def seed_a_file(settings, user_id: str) -> None:
@@ -66,9 +67,10 @@ async def test_the_api_keeps_to_its_own_spec(api_url, settings, user, tmp_path):
     admin = issue_token(settings.jwt_secret, "fuzz-admin", role="admin", issuer=settings.jwt_issuer,
                         audience=settings.jwt_audience)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FUZZ_USER_TOKEN": user.token, "FUZZ_ADMIN_TOKEN": admin,
-           "FUZZ_BOT_TOKEN": BOT_TOKEN}
+           "FUZZ_BOT_TOKEN": BOT_TOKEN, "FUZZ_SERVICE_TOKEN": SERVICE_TOKEN}
 
-    async with api_with(settings, platform_bot_tokens={p.value: BOT_TOKEN for p in Platform}) as api:
+    async with api_with(settings, platform_bot_tokens={p.value: BOT_TOKEN for p in Platform},
+                        service_tokens=[SERVICE_TOKEN]) as api:
         started = time.monotonic()
         code, output = await run_schemathesis(str(api.base_url).rstrip("/"), tmp_path, env)
         elapsed = time.monotonic() - started

@@ -15,8 +15,11 @@ WEBHOOK = "POST /api/credits/stripe_webhook"
 # message) that a schema-valid request may get.
 STATE_REFUSALS: dict[str, dict[int, set[str]]] = {
     # A key already used with another message or session (conversation/idempotent_sends.py).
-    "POST /api/chat/sessions/{session_id}/stream": {422: {"idempotency_key_reused"}},
-    "POST /api/chat/sessions/{session_id}/turns": {422: {"idempotency_key_reused"}},
+    # ... and a generated file id names no file of the user's (like a generated session id: a 404's kin);
+    # a caller already at the recursion depth it allows (two fields no schema can relate).
+    "POST /api/chat/sessions/{session_id}/stream": {422: {"idempotency_key_reused", "unknown_file"}},
+    "POST /api/chat/sessions/{session_id}/turns": {422: {"idempotency_key_reused", "recursion_too_deep"}},
+    "POST /api/service/users/{user_id}/turns": {422: {"idempotency_key_reused", "recursion_too_deep"}},
     "POST /api/platform-bot/chat/turns": {422: {"idempotency_key_reused"}},
     # A FREE user's move to a paid tier is a Stripe Checkout, which needs a success_url
     # (workflows/subscription.py, `MissingRedirect`).
