@@ -13,7 +13,7 @@ from billing.spend import OverSpendLimit, SpendWindows
 from conversation import sessions as store
 from conversation.idempotent_sends import IdempotentSend, KeyInUse, KeyReused
 from limits.message_rate import MessageRateLimiter
-from models.api import HistoryEntry, RunTurnRequest, TurnAnswer
+from models.api import HistoryEntry, RunTurnRequest, StopResponse, TurnAnswer
 from models.db import ChatSession
 from models.turn import ChatMode, IncomingMessage, MessageContext, ModelChoice, SubmitResult, TurnOutcome
 from workflows import turn_client
@@ -147,3 +147,14 @@ async def run_turn_and_wait(db, redis, temporal, settings, tool_names: tuple[str
         history.append(HistoryEntry(role="assistant", content=outcome.response or "", tool_calls=outcome.tool_calls))
     # Token counts, never the provider's cost (users see spend as percentages only).
     return TurnAnswer(**outcome.model_dump(exclude={"usage"}), session_id=session.id, conversation_history=history)
+
+
+async def stop_session_turn(temporal, session_id: str) -> StopResponse:
+    """Stop, answered the same way on every route that offers it: `503 stop_pending` when the turn
+    has not closed in time (the stop stays requested; asking again waits for it)."""
+    try:
+        return StopResponse(stopped=await turn_client.stop_turn(temporal, session_id))
+    except turn_client.StopPending:
+        raise ApiError(503, "stop_pending", "The stop was requested but the turn has not closed yet; call stop "
+                       "again (it is idempotent) to wait for it.", details={"retryable": True},
+                       headers={"Retry-After": "1"})

@@ -20,7 +20,7 @@ from api.errors import ApiError
 from api.openapi import EVENT_ID_DOC
 from api.routers.platform_linking import TokenPath, linking_refusal
 from api.routers.sessions import SSE_DOC, IdempotencyKeyHeader
-from api.sending import release_connection, send_message_to_session
+from api.sending import release_connection, send_message_to_session, stop_session_turn
 from api.service_auth import BotCaller, ServiceCaller
 from api.sse import sse_response
 from models.api import ErrorResponse, StopResponse
@@ -43,7 +43,6 @@ from platform_linking import conversations, links
 from platform_linking.errors import LinkingError
 from stream_relay.keys import latest_turn_key
 from stream_relay.reader import STREAM_START, valid_entry_id
-from workflows import turn_client
 
 log = logging.getLogger(__name__)
 
@@ -209,9 +208,4 @@ async def stop_chat_turn(session_id: str, caller: BotCaller, db: DbDep, temporal
     """Stops the conversation's running turn, as the browser's Stop does."""
     session = await _bot_session(db, session_id, caller)
     await release_connection(db)
-    try:
-        return StopResponse(stopped=await turn_client.stop_turn(temporal, session.id))
-    except turn_client.StopPending:
-        raise ApiError(503, "stop_pending", "The stop was requested but the turn has not closed yet; call stop "
-                       "again (it is idempotent) to wait for it.", details={"retryable": True},
-                       headers={"Retry-After": "1"})
+    return await stop_session_turn(temporal, session.id)

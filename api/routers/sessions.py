@@ -19,7 +19,7 @@ from api.deps import (
 )
 from api.errors import ApiError, not_found
 from api.openapi import EVENT_ID_DOC
-from api.sending import SendOptions, release_connection, run_turn_and_wait, send_message_to_session
+from api.sending import SendOptions, release_connection, run_turn_and_wait, send_message_to_session, stop_session_turn
 from api.sse import APPROVAL_PROTOCOL_HEADER, sse_response
 from billing.accounts import open_account
 from conversation import sessions as store
@@ -190,12 +190,7 @@ async def stop_turn(session_id: str, user: CurrentUser, db: DbDep, temporal: Tem
     result, and the call returns once the session is idle. Idempotent. `503 stop_pending` when the
     turn has not closed in time (the stop stays requested; call again to wait for it)."""
     session = await _owned(db, user, session_id)
-    try:
-        return StopResponse(stopped=await turn_client.stop_turn(temporal, session.id))
-    except turn_client.StopPending:
-        raise ApiError(503, "stop_pending", "The stop was requested but the turn has not closed yet; call stop "
-                       "again (it is idempotent) to wait for it.", details={"retryable": True},
-                       headers={"Retry-After": "1"})
+    return await stop_session_turn(temporal, session.id)
 
 
 @router.get("/{session_id}/stream", responses={**ERRORS, 200: SSE_DOC}, response_class=StreamingResponse)
