@@ -9,6 +9,8 @@ from models.turn import (
     PublishRequest,
     RecordMessagesRequest,
     RecordUsageRequest,
+    SpendCheck,
+    SpendCheckRequest,
     StopRequest,
 )
 
@@ -37,8 +39,14 @@ async def record_usage(request: RecordUsageRequest) -> None: ...
 async def record_stop(request: StopRequest) -> None: ...
 
 
+@activity.defn(name="check_spend")
+async def check_spend(request: SpendCheckRequest) -> SpendCheck:
+    return SpendCheck()
+
+
 NO_OPS = {"open_stream": open_stream, "begin_turn": begin_turn, "record_messages": record_messages,
-          "publish_parts": publish_parts, "record_usage": record_usage, "record_stop": record_stop}
+          "publish_parts": publish_parts, "record_usage": record_usage, "record_stop": record_stop,
+          "check_spend": check_spend}
 
 
 def stand_ins(**replacements) -> list:

@@ -83,7 +83,7 @@ async def test_a_model_that_never_stops_calling_tools_hits_the_round_cap(env):
 
 
 async def test_a_call_nobody_approves_counts_as_declined_after_the_timeout(env):
-    """The turn waits hours (skipped) holding no worker; then the model reads that it was declined."""
+    """The turn waits a day (skipped) holding no worker; then the model reads that it was declined."""
     queue, workflow_id = f"tq-{uuid.uuid4().hex[:6]}", f"copilot-turn/{uuid.uuid4()}"
     RECORDED.clear()
     ran: list[str] = []
@@ -103,20 +103,17 @@ async def test_a_call_nobody_approves_counts_as_declined_after_the_timeout(env):
     activities = stand_ins(stream_model_round=calls_once, run_tool=guarded_tool, record_messages=record_messages)
     started = time.monotonic()
     async with Worker(env.client, task_queue=queue, workflows=[CopilotTurnWorkflow], activities=activities):
-        await env.client.execute_update_with_start_workflow(
-            CopilotTurnWorkflow.submit_message, IncomingMessage(message_id="m1", content="time?"),
-            start_workflow_operation=WithStartWorkflowOperation(
-                CopilotTurnWorkflow.run, TurnInput(session_id="s", user_id="u", allowed_tools=["get_current_time"],
-                                                   approval_required_tools=["get_current_time"],
-                                                   approval_timeout_seconds=3 * 3600),
-                id=workflow_id, task_queue=queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING))
-        handle = env.client.get_workflow_handle_for(CopilotTurnWorkflow.run, workflow_id)
-        await env.sleep(timedelta(hours=3, minutes=1))  # the server moves its clock past the wait at once
-        result = await handle.result()
+        # The message opens the turn as an auto-continued one does, so the whole run is one
+        # `execute_workflow`, during which the server skips time.
+        result = await env.client.execute_workflow(
+            CopilotTurnWorkflow.run, TurnInput(session_id="s", user_id="u", allowed_tools=["get_current_time"],
+                                               approval_required_tools=["get_current_time"],
+                                               carried_messages=[IncomingMessage(message_id="m1", content="time?")]),
+            id=workflow_id, task_queue=queue, execution_timeout=timedelta(days=2))
     assert result.status == "completed" and result.text == "Nobody said yes." and ran == []
     [tool_row] = [row for request in RECORDED for row in request.rows if row.role == "tool"]
-    assert "approval_timed_out" in tool_row.content and "3 hours" in tool_row.content
-    assert time.monotonic() - started < 30  # the hours were skipped, not waited
+    assert "approval_timed_out" in tool_row.content and "24 hours" in tool_row.content  # the default
+    assert time.monotonic() - started < 30  # the day was skipped, not waited
 
 # A stuck tool call on the real dev server (the time-skipping server does not move its clock while
 # an activity runs), with a small cap.
