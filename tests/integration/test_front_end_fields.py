@@ -64,7 +64,8 @@ async def test_a_file_of_another_user_is_refused_like_a_missing_one(http, user, 
         response = await http.post(f"/api/chat/sessions/{session_id}/stream", headers=user.headers,
                                    json={"message": "read it", "file_ids": [ref]})
         answers.append((response.status_code, response.json()["error"]["code"]))
-    assert answers == [(422, "unknown_file")] * 3
+    assert answers[:2] == [(422, "unknown_file")] * 2  # another user's and a missing one: the same
+    assert answers[2] == (422, "invalid_request")  # not a file id at all: the schema says so
     assert (await http.get(f"/api/chat/sessions/{session_id}", headers=user.headers)).json()["messages"] == []
 
 
