@@ -5,6 +5,7 @@ WORKDIR /app
 COPY pyproject.toml alembic.ini settings.py worker.py database.py ./
 COPY api ./api
 COPY activities ./activities
+COPY agent_graphs ./agent_graphs
 COPY billing ./billing
 COPY bot_adapter ./bot_adapter
 COPY conversation ./conversation

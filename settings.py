@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     bash_file_size_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     bash_tmp_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
     initial_credits: int = Field(default=100, ge=0)
+    # Where agent graphs live: "local" is this backend's PostgreSQL (agent_graphs/local_store.py). The
+    # agent platform's own graph API takes its place here once it has an adapter (see the README).
+    graph_store: Literal["local"] = "local"
 
     # Subscriptions through Stripe. With no key, `make dev` runs the offline Stripe sandbox at
     # `stripe_api_base`; the real `stripe` library talks to either the same way.

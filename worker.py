@@ -22,6 +22,7 @@ from activities.stripe import StripeActivities
 from activities.sub_sessions import SubSessionActivities
 from activities.tools import ToolActivities
 from activities.usage import UsageActivities
+from agent_graphs.store import open_graph_store
 from billing.spend import SpendWindows
 from conversation.context import ContextCache
 from database import session_maker
@@ -77,12 +78,13 @@ def build_worker(client: Client, settings: Settings, tools: ToolCatalog = DEFAUL
     hold_payload_loggers_at_info()
     redis = redis_client(settings.redis_url)
     sessions = session_maker(settings.database_url)
-    model = ModelActivities(settings, redis, ContextCache(sessions), offered_tools(settings, tools))
+    graphs = open_graph_store(settings, sessions)
+    model = ModelActivities(settings, redis, ContextCache(sessions), offered_tools(settings, tools), graphs)
     store = StoreActivities(sessions)
     stop = StopActivities(redis, sessions, settings.stream_retention_seconds)
     stream = StreamActivities(redis, settings.stream_retention_seconds)
     tool_services = ToolServices(settings, sessions, DiskStorage(Path(settings.workspace_dir)),
-                                 TemporalSubSessions(client, sessions))
+                                 TemporalSubSessions(client, sessions), graphs)
     tool_runs = ToolActivities(redis, tool_services, tools)
     sub_sessions = SubSessionActivities(settings, sessions, client, tools)
     usage = UsageActivities(sessions, SpendWindows(redis, settings))

@@ -1,7 +1,7 @@
 """One model round: stream a chat completion, relay its parts, return the whole message."""
 
 import logging
-from typing import Any
+from typing import Any, Optional
 
 import httpx
 import openai
@@ -11,6 +11,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
+from agent_graphs.store import GraphStore
+from conversation.builder_prompt import builder_context_prefix, builder_system_prompt_suffix
 from conversation.context import ContextCache
 from models import keys, ui_stream
 from models.turn import ModelMessage, RoundRequest, RoundResult, Usage
@@ -89,11 +91,13 @@ def _provider_failure(error: Exception) -> ApplicationError:
 
 
 class ModelActivities:
-    def __init__(self, settings: Settings, redis: Redis, context: ContextCache, tools: ToolCatalog):
+    def __init__(self, settings: Settings, redis: Redis, context: ContextCache, tools: ToolCatalog,
+                 graphs: Optional[GraphStore] = None):
         self.settings = settings
         self.tools = tools
         self.redis = redis
         self.context = context
+        self.graphs = graphs  # what a builder session's rounds read their graph's snapshot from
         # One writer for every round this worker streams, so concurrent turns share round trips.
         self.writer = StreamWriter(redis, settings.stream_retention_seconds, settings.stream_max_parts)
         base_url, api_key = settings.model_endpoint
@@ -102,6 +106,14 @@ class ModelActivities:
             base_url=base_url, api_key=api_key, max_retries=0,
             timeout=httpx.Timeout(settings.llm_round_timeout_seconds, connect=10.0),
         )
+
+    async def _history(self, request: RoundRequest) -> list[ModelMessage]:
+        """The conversation, and in a builder session the guide (system prompt) and this round's
+        snapshot of its graph (on the latest user message), read afresh every round, so a round
+        after an edit sees the version the edit saved."""
+        suffix = builder_system_prompt_suffix(request.builder_graph_id)
+        prefix = await builder_context_prefix(self.graphs, request.builder_graph_id, request.user_id)
+        return await self.context.history(request.session_id, suffix, prefix)
 
     @activity.defn
     async def stream_model_round(self, request: RoundRequest) -> RoundResult:
@@ -117,7 +129,7 @@ class ModelActivities:
         # Reading the model never waits on Redis: parts are written in the background, batched
         # by what accumulates during one round trip (see StreamWriter).
         batcher = RoundParts(self.writer, request.stream_key)
-        body = build_request(self.settings, request, await self.context.history(request.session_id), self.tools)
+        body = build_request(self.settings, request, await self._history(request), self.tools)
         usage, finish_reason = Usage(), None
         malformed_reasoning_logged = False
         try:

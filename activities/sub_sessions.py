@@ -73,6 +73,7 @@ class SubSessionActivities:
                     {TOOL_FILTER_KEY: tool_filter.model_dump(), "sub_session_of_turn": request.turn_id,
                      APPROVAL_KEY: request.approval_required_tools},
                     parent_session_id=request.parent_session_id, dry_run=request.dry_run,
+                    builder_graph_id=request.builder_graph_id,
                 )
         # Derived from the tool call, so a retried activity hands the sub the same message.
         message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{request.turn_id}/{request.call.id}"))
@@ -81,7 +82,10 @@ class SubSessionActivities:
             child_input=turn_client.turn_input(self.settings, sub.id, request.user_id, self.tools, tool_filter,
                                                "sub_session", depth, dry_run=sub.dry_run or request.dry_run,
                                                approval_tools=[*session_approval_tools(sub),
-                                                               *request.approval_required_tools]),
+                                                               *request.approval_required_tools],
+
+                                               # a builder session's sub works on its graph, whatever it was bound to
+                                               builder_graph_id=request.builder_graph_id or sub.builder_graph_id),
             message=IncomingMessage(message_id=message_id, content=prompt),
             wait_seconds=clamp_wait(arguments.wait_for_result, self.settings.tool_timeout_seconds),
         )
@@ -100,7 +104,10 @@ class SubSessionActivities:
                 self.temporal, self.settings,
                 turn_client.turn_input(self.settings, request.session_id, request.user_id, self.tools, tool_filter,
                                        "sub_session", request.depth, dry_run=bool(sub and sub.dry_run),
-                                       approval_tools=session_approval_tools(sub) if sub else ()),
+                                       approval_tools=session_approval_tools(sub) if sub else (),
+
+                                       builder_graph_id=request.builder_graph_id or (sub.builder_graph_id if sub
+                                                                                     else None)),
                 request.message, request.title)
         except turn_client.MessageRefused as refusal:
             if refusal.closing:

@@ -11,7 +11,7 @@ import json
 import logging
 import re
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Optional
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -24,7 +24,7 @@ from models import keys
 from models.db import ChatMessage
 from models.turn import ToolRequest, ToolResult, timeout_message
 from stream_relay.publisher import StreamPublisher
-from tools.base import Tool, ToolContext, ToolError, ToolServices
+from tools.base import Prerequisite, Tool, ToolContext, ToolError, ToolServices
 from tools.registry import ToolCatalog
 from workspace.files import file_uri, save_file
 
@@ -61,6 +61,18 @@ def _is_error_result(content: str) -> bool:
     return isinstance(value, dict) and set(value) == {"error"}
 
 
+def _calls(stored: Any) -> list[dict]:
+    """A row's tool calls: a message without any stores JSON null (not SQL NULL) there."""
+    return [c for c in stored if isinstance(c, dict)] if isinstance(stored, list) else []
+
+
+def _call_name(call: dict) -> Optional[str]:
+    """A stored tool call's name, in the flat shape we store (`{"name": ...}`) or the OpenAI /
+    Anthropic one (`{"function": {"name": ...}}`)."""
+    function = call.get("function")
+    return (function.get("name") if isinstance(function, dict) else None) or call.get("name")
+
+
 def _produced_output(task: asyncio.Future) -> bool:
     return task.done() and not task.cancelled() and task.exception() is None
 
@@ -80,8 +92,8 @@ class ToolActivities:
             calls = (await db.execute(select(ChatMessage.turn_id, ChatMessage.tool_calls).where(
                 ChatMessage.session_id == request.session_id, ChatMessage.role == "assistant",
                 ChatMessage.tool_calls.is_not(None)))).all()
-            wanted = {(turn_id, c.get("id")) for turn_id, tool_calls in calls for c in tool_calls
-                      if c.get("name") == tool_name} - {(request.turn_id, request.call.id)}
+            wanted = {(turn_id, c.get("id")) for turn_id, tool_calls in calls for c in _calls(tool_calls)
+                      if _call_name(c) == tool_name} - {(request.turn_id, request.call.id)}
             if not wanted:
                 return False
             results = (await db.execute(select(ChatMessage.turn_id, ChatMessage.tool_call_id, ChatMessage.content).where(
@@ -89,6 +101,25 @@ class ToolActivities:
                 ChatMessage.tool_call_id.in_({call_id for _, call_id in wanted})))).all()
         return any((turn_id, call_id) in wanted and not _is_error_result(content)
                    for turn_id, call_id, content in results)
+
+    async def _called_in_an_earlier_message(self, request: ToolRequest, tool_name: str) -> bool:
+        """Whether an assistant message before the one that holds this call called the tool, with
+        whatever result (or none yet)."""
+        async with self.services.sessions() as db:
+            rows = (await db.execute(select(ChatMessage.sequence, ChatMessage.turn_id, ChatMessage.tool_calls).where(
+                ChatMessage.session_id == request.session_id, ChatMessage.role == "assistant",
+                ChatMessage.tool_calls.is_not(None)).order_by(ChatMessage.sequence))).all()
+        holding = next((sequence for sequence, turn_id, calls in rows if turn_id == request.turn_id
+                        and any(c.get("id") == request.call.id for c in _calls(calls))), None)
+        return any(_call_name(c) == tool_name for sequence, _, calls in rows
+                   if holding is None or sequence < holding for c in _calls(calls))
+
+    async def _prerequisite_met(self, request: ToolRequest, needs: Prerequisite) -> bool:
+        if needs.waived_for_builder_sessions and request.builder_graph_id:
+            return True
+        if needs.must_succeed:
+            return await self._completed_before(request, needs.tool)
+        return await self._called_in_an_earlier_message(request, needs.tool)
 
     async def _write_reservation(self, request: ToolRequest, tool: Tool) -> bool:
         async with self.services.sessions.begin() as db:
@@ -131,12 +162,15 @@ class ToolActivities:
             return _error(request, "permission_denied", f"This session may not use '{tool.name}'.")
         if tool.run is None:
             return _error(request, "unknown_tool", f"'{tool.name}' cannot be called this way.")
+        # Before the arguments: what the prerequisite gives (the building guide, say) is what the
+        # model needs to write them right.
+        needs = tool.requirement
+        if needs is not None and not await self._prerequisite_met(request, needs):
+            return _error(request, "prerequisite_missing", needs.refusal_for(tool.name))
         try:
             arguments = tool.input_model.model_validate(json.loads(request.call.arguments or "{}"))
         except (json.JSONDecodeError, ValidationError) as problem:
             return _error(request, "invalid_arguments", str(problem)[:2000])
-        if tool.prerequisite and not await self._completed_before(request, tool.prerequisite):
-            return _error(request, "prerequisite_missing", f"Call '{tool.prerequisite}' before '{tool.name}'.")
         if request.dry_run and tool.effects_outside_workspace:
             return ToolResult(tool_call_id=request.call.id, name=tool.name, output={
                 "dry_run": True, "ran": False, "input": arguments.model_dump(mode="json"),
@@ -151,7 +185,7 @@ class ToolActivities:
             return _error(request, "insufficient_credits",
                           f"'{tool.name}' costs {tool.credit_cost} credits; the balance is too low.")
         context = ToolContext(request.session_id, request.user_id, request.turn_id, request.call.id,
-                              self.services, budget, request.dry_run)
+                              self.services, budget, request.dry_run, request.builder_graph_id)
         try:
             async with heartbeating():
                 output = await self._run_within(tool, arguments, context, request, budget)

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
+from agent_graphs.store import GraphStore
 from settings import Settings
 from workspace.storage import WorkspaceStorage
 
@@ -39,6 +40,10 @@ def get_storage(request: Request) -> WorkspaceStorage:
     return request.app.state.storage
 
 
+def get_graphs(request: Request) -> GraphStore:
+    return request.app.state.graphs
+
+
 def get_now() -> datetime:
     """The time a request is answered at; a test sets it with `app.dependency_overrides[get_now]`."""
     return datetime.now(timezone.utc)
@@ -57,3 +62,4 @@ DbDep = Annotated[AsyncSession, Depends(get_db)]
 SessionMakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_maker)]
 StorageDep = Annotated[WorkspaceStorage, Depends(get_storage)]
 NowDep = Annotated[datetime, Depends(get_now)]
+GraphStoreDep = Annotated[GraphStore, Depends(get_graphs)]

@@ -6,6 +6,7 @@ from typing import Optional
 
 from fastapi import FastAPI
 
+from agent_graphs.store import open_graph_store
 from api.body_limit import BodyLimit
 from api.errors import install_error_handlers
 from api.openapi import install_openapi
@@ -13,6 +14,7 @@ from api.routers import (
     admin,
     admin_actions,
     admin_diagnostics,
+    graphs,
     health,
     platform_bot,
     platform_linking,
@@ -47,6 +49,7 @@ def create_app(settings: Optional[Settings] = None, tools: ToolCatalog = DEFAULT
         app.state.redis = redis_client(settings.redis_url)
         app.state.temporal = await connect_temporal(settings)
         app.state.storage = DiskStorage(Path(settings.workspace_dir))
+        app.state.graphs = open_graph_store(settings, app.state.sessions)
         yield
         await app.state.redis.aclose()
 
@@ -62,6 +65,7 @@ def create_app(settings: Optional[Settings] = None, tools: ToolCatalog = DEFAULT
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(sessions.router)
+    app.include_router(graphs.router)
     app.include_router(usage.router)
     app.include_router(workspace.router)
     app.include_router(subscription.router)

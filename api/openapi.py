@@ -27,6 +27,7 @@ FILES_PATH = "/api/workspace/files"
 # `json_schema_extra` of a stream's `from` / `Last-Event-ID`: an event id to resume after, or empty
 # for none (the routes check it: 422 invalid_event_id).
 EVENT_ID_DOC = {"pattern": f"^(?:{ENTRY_ID_PATTERN.strip('^$')})?$"}
+GRAPHS_PATH = "/api/graphs"
 
 
 def _answer(description: str, ref: dict[str, str]) -> dict[str, Any]:
@@ -129,6 +130,15 @@ def _session_links(schema: dict[str, Any]) -> None:
     schema["paths"][SESSIONS_PATH]["post"]["responses"]["201"]["links"] = links
 
 
+def _graph_links(schema: dict[str, Any]) -> None:
+    """A created graph's id (and version) is what reading and updating it take."""
+    operations = schema["paths"][GRAPHS_PATH + "/{graph_id}"]
+    schema["paths"][GRAPHS_PATH]["post"]["responses"]["201"]["links"] = {
+        "get": {"operationId": operations["get"]["operationId"], "parameters": {"graph_id": "$response.body#/id"}},
+        "put": {"operationId": operations["put"]["operationId"], "parameters": {"graph_id": "$response.body#/id"}},
+    }
+
+
 def _file_links(schema: dict[str, Any]) -> None:
     """A listed file's id is the `file_id` of its download."""
     download = schema["paths"][FILES_PATH + "/{file_id}/content"]["get"]
@@ -149,6 +159,7 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
             _settings_limits(schema, settings)
             _session_links(schema)
             _file_links(schema)
+            _graph_links(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -36,7 +36,8 @@ async def submit(temporal, settings, tool_names: tuple[str, ...], session: ChatS
                               is_user_message=options.is_user_message)
     input = turn_client.turn_input(settings, session.id, user_id, tool_names, store.session_tool_filter(session),
                                    depth=options.depth, dry_run=session.dry_run, mode=options.mode,
-                                   model=options.model, approval_tools=store.session_approval_tools(session))
+                                   model=options.model, approval_tools=store.session_approval_tools(session),
+                                   builder_graph_id=session.builder_graph_id)
     try:
         return await turn_client.submit_message(temporal, settings, input, message, title)
     except turn_client.MessageRefused as refusal:

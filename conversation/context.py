@@ -39,8 +39,9 @@ class ContextCache:
         self.max_sessions = max_sessions
         self._by_session: OrderedDict[str, _SessionRows] = OrderedDict()
 
-    async def history(self, session_id: str) -> list[ModelMessage]:
-        """Everything stored for the session so far, as the model sees it."""
+    async def history(self, session_id: str, system_suffix: str = "", latest_user_prefix: str = "") -> list[ModelMessage]:
+        """Everything stored for the session so far, as the model sees it (with what
+        `model_history` adds for this round only)."""
         cached = self._by_session.pop(session_id, None) or _SessionRows()
         async with self.sessions() as db:
             new_rows = (await db.execute(
@@ -56,4 +57,4 @@ class ContextCache:
         self._by_session[session_id] = cached
         while len(self._by_session) > self.max_sessions:
             self._by_session.popitem(last=False)
-        return model_history(cached.rows)
+        return model_history(cached.rows, system_suffix, latest_user_prefix)

@@ -48,16 +48,18 @@ async def ensure_user(db: AsyncSession, user_id: str) -> None:
 
 
 async def create_session(db: AsyncSession, user_id: str, title: Optional[str], metadata: dict[str, Any],
-                         parent_session_id: Optional[str] = None, dry_run: bool = False) -> ChatSession:
+                         parent_session_id: Optional[str] = None, dry_run: bool = False,
+                         builder_graph_id: Optional[str] = None, commit: bool = True) -> ChatSession:
     await ensure_user(db, user_id)
     now = utcnow()
     # The API refuses what a person typed that cannot be stored; a sub-session's title and
     # metadata come from the model's arguments and are cleaned instead.
     session = ChatSession(id=str(uuid.uuid4()), user_id=user_id, title=storable(title) if title else title,
                           parent_session_id=parent_session_id, session_metadata=storable_json(metadata),
-                          dry_run=dry_run, created_at=now, updated_at=now)
+                          dry_run=dry_run, builder_graph_id=builder_graph_id, created_at=now, updated_at=now)
     db.add(session)
-    await db.commit()
+    if commit:
+        await db.commit()
     return session
 
 

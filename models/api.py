@@ -6,8 +6,19 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
+from models.agent_graph import (
+    GRAPH_DESCRIPTION_MAX_CHARS,
+    GRAPH_ID_MAX_CHARS,
+    GRAPH_NAME_MAX_CHARS,
+    MAX_GRAPH_LINKS,
+    MAX_GRAPH_NODES,
+    NODE_JSON_MAX_DEPTH,
+    GraphLink,
+    GraphNode,
+    GraphSummary,
+)
 from models.subscription import ChangeTierRequest, SelfServiceTier, Tier
-from models.text import refuse_unstorable
+from models.text import NO_NUL, json_depth, json_object_schema, refuse_unstorable
 from models.tool_filter import ToolFilter
 from models.turn import ApprovalRequest, ChatMode, IncomingMessage, MessageContext, ModelChoice, ToolCallEntry, TurnOutcome
 
@@ -44,9 +55,6 @@ class ValidationErrorResponse(BaseModel):
 # is refused as the spec's types say, not coerced.
 REQUEST = ConfigDict(extra="forbid", strict=True)
 
-# Text that PostgreSQL can store holds no NUL (see models/text.py); the validators refuse it, and
-# these patterns say so in the spec.
-NO_NUL = r"^[^\x00]*$"
 # Python's `str.isspace()` characters, spelled out so that every regex engine that reads the spec
 # agrees with the server on what a blank message is.
 _BLANK = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
@@ -58,21 +66,8 @@ METADATA_MAX_BYTES = 16 * 1024
 METADATA_MAX_DEPTH = 5
 
 
-def _json_value_schema(depth: int) -> dict[str, Any]:
-    """The JSON schema of a value nested at most `depth` levels (as `_depth` counts), with no NUL in
-    its strings or keys: what the metadata validators accept, short of the size limit."""
-    scalar: dict[str, Any] = {"type": ["string", "number", "boolean", "null"], "pattern": NO_NUL}
-    if depth == 0:
-        return scalar
-    inner = _json_value_schema(depth - 1)
-    return {"anyOf": [scalar, {"type": "array", "items": inner},
-                      {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": inner}]}
-
-
-METADATA_SCHEMA = {"type": "object", "propertyNames": {"pattern": NO_NUL},
-                   "additionalProperties": _json_value_schema(METADATA_MAX_DEPTH - 1),
-                   "description": f"Any JSON object, at most {METADATA_MAX_BYTES} bytes as JSON and nested at most "
-                                  f"{METADATA_MAX_DEPTH} levels, without a `tool_filter` key."}
+METADATA_SCHEMA = json_object_schema(METADATA_MAX_DEPTH, f"Any JSON object, at most {METADATA_MAX_BYTES} bytes as "
+                                     f"JSON and nested at most {METADATA_MAX_DEPTH} levels, without a `tool_filter` key.")
 
 
 def refuse_blank(value: str) -> str:
@@ -90,14 +85,6 @@ class ToolFilterRequest(ToolFilter):
     deny: list[ToolName] = Field(default_factory=list, description="Never these tools.")
 
 
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
-
-
 class CreateSessionRequest(BaseModel):
     model_config = ConfigDict(**REQUEST, json_schema_extra={"examples": [
         {}, {"title": "Trip planning", "metadata": {"source": "web", "tags": ["travel"]},
@@ -110,8 +97,13 @@ class CreateSessionRequest(BaseModel):
                                                      "workspace are not run; the model is told what they would do.")
     require_approval: list[ToolName] = Field(default_factory=list, max_length=50, description=(
         "Tools whose calls wait for your approval in this session, on top of those the server requires."))
+    builder_graph_id: Optional[str] = Field(
+        default=None, min_length=1, max_length=GRAPH_ID_MAX_CHARS, json_schema_extra={"pattern": NO_NUL},
+        description="The builder's chat for this agent graph of yours: its one session, created on first use (201) "
+                    "and answered again after (200). `dry_run` does not apply; `title`, `metadata` and `tool_filter` "
+                    "only when it is created.")
 
-    @field_validator("title", "metadata")
+    @field_validator("title", "metadata", "builder_graph_id")
     @classmethod
     def _storable(cls, value: Any, info) -> Any:
         return refuse_unstorable(value, info.field_name)
@@ -124,7 +116,7 @@ class CreateSessionRequest(BaseModel):
                 raise ValueError(f"metadata.{reserved} is set through the {reserved} field")
         if len(json.dumps(value, default=str)) > METADATA_MAX_BYTES:
             raise ValueError(f"metadata is larger than {METADATA_MAX_BYTES} bytes of JSON")
-        if _depth(value) > METADATA_MAX_DEPTH:
+        if json_depth(value) > METADATA_MAX_DEPTH:
             raise ValueError(f"metadata nests deeper than {METADATA_MAX_DEPTH} levels")
         return value
 
@@ -135,6 +127,8 @@ class SessionSummary(BaseModel):
     parent_session_id: Optional[str]
     metadata: dict[str, Any]
     dry_run: bool = False
+    builder_graph_id: Optional[str] = Field(default=None, description="The agent graph this session is the "
+                                                                      "builder's chat for; null for any other.")
     created_at: datetime
     updated_at: datetime
 
@@ -395,3 +389,81 @@ class WebhookReceipt(BaseModel):
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     checks: dict[str, str]
+
+
+NODE_JSON_SCHEMA = json_object_schema(NODE_JSON_MAX_DEPTH, f"Any JSON object nested at most {NODE_JSON_MAX_DEPTH} "
+                                                           "levels.")
+_GRAPH_TEXT = {"pattern": NO_NUL}
+
+
+class GraphNodeBody(GraphNode):
+    model_config = REQUEST
+
+    id: str = Field(min_length=1, max_length=GRAPH_ID_MAX_CHARS, json_schema_extra=_GRAPH_TEXT,
+                    description="Unique within the graph.")
+    block_id: str = Field(min_length=1, max_length=GRAPH_ID_MAX_CHARS, json_schema_extra=_GRAPH_TEXT,
+                          description="The block this node runs.")
+    input_default: dict[str, Any] = Field(default_factory=dict, json_schema_extra=NODE_JSON_SCHEMA,
+                                          description="Fixed values of the block's inputs.")
+    metadata: dict[str, Any] = Field(default_factory=dict, json_schema_extra=NODE_JSON_SCHEMA,
+                                     description="For the builder (position, label...).")
+
+    @field_validator("id", "block_id", "input_default", "metadata")
+    @classmethod
+    def _storable(cls, value: Any, info) -> Any:
+        refuse_unstorable(value, f"nodes.{info.field_name}")
+        if isinstance(value, dict) and json_depth(value) > NODE_JSON_MAX_DEPTH:
+            raise ValueError(f"nodes.{info.field_name} nests deeper than {NODE_JSON_MAX_DEPTH} levels")
+        return value
+
+
+class GraphLinkBody(GraphLink):
+    model_config = REQUEST
+
+    source_id: str = Field(max_length=GRAPH_ID_MAX_CHARS, json_schema_extra=_GRAPH_TEXT)
+    source_name: str = Field(max_length=GRAPH_ID_MAX_CHARS, json_schema_extra=_GRAPH_TEXT,
+                             description="The source's output.")
+    sink_id: str = Field(max_length=GRAPH_ID_MAX_CHARS, json_schema_extra=_GRAPH_TEXT)
+    sink_name: str = Field(max_length=GRAPH_ID_MAX_CHARS, json_schema_extra=_GRAPH_TEXT,
+                           description="The sink's input.")
+
+    @field_validator("source_id", "source_name", "sink_id", "sink_name")
+    @classmethod
+    def _storable(cls, value: str, info) -> str:
+        return refuse_unstorable(value, f"links.{info.field_name}")
+
+
+class CreateGraphRequest(BaseModel):
+    model_config = ConfigDict(**REQUEST, json_schema_extra={"examples": [
+        {"name": "Summariser", "description": "Summarises a text.",
+         "nodes": [{"id": "input", "block_id": "text-input", "input_default": {"name": "Text"}},
+                   {"id": "summarise", "block_id": "llm-summarise"}],
+         "links": [{"source_id": "input", "source_name": "result", "sink_id": "summarise", "sink_name": "text"}]}]})
+
+    name: str = Field(min_length=1, max_length=GRAPH_NAME_MAX_CHARS, json_schema_extra=_GRAPH_TEXT)
+    description: str = Field(default="", max_length=GRAPH_DESCRIPTION_MAX_CHARS, json_schema_extra=_GRAPH_TEXT)
+    nodes: list[GraphNodeBody] = Field(default_factory=list, max_length=MAX_GRAPH_NODES)
+    links: list[GraphLinkBody] = Field(default_factory=list, max_length=MAX_GRAPH_LINKS,
+                                       description="Stored as given: validate_agent_graph says what is wrong.")
+
+    @field_validator("name", "description")
+    @classmethod
+    def _storable(cls, value: str, info) -> str:
+        return refuse_unstorable(value, info.field_name)
+
+
+class UpdateGraphRequest(CreateGraphRequest):
+    """The graph's new content, replacing the old, and the version it was made from."""
+
+    model_config = ConfigDict(**REQUEST, json_schema_extra={"examples": [
+        {"version": 1, "name": "Summariser", "nodes": [{"id": "input", "block_id": "text-input"}], "links": []}]})
+
+    version: int = Field(ge=1, le=2**31 - 1, description="The version this content was made from: if the graph "
+                                                         "has moved on since, the update is a 409.")
+
+
+class GraphPage(BaseModel):
+    graphs: list[GraphSummary]
+    total: int
+    limit: int
+    offset: int

@@ -3,7 +3,19 @@
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -45,6 +57,39 @@ class ChatSession(SQLModel, table=True):
                                    sa_column=Column("metadata", JSONB, nullable=False, server_default="{}"))
     # Its tools change nothing outside its workspace (see `Tool.effects_outside_workspace`).
     dry_run: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
+    # The agent graph this session is the builder's chat for (its sub-sessions share it): its
+    # turns see that graph, may change only it, and never get the tools BUILDER_BLOCKED_TOOLS names.
+    builder_graph_id: Optional[str] = Field(default=None, max_length=128)
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class BuilderChatSession(SQLModel, table=True):
+    """Which session is the builder's chat for a user's graph: what `builder_graph_id` on create
+    finds again. No foreign key to the session: a deleted session leaves the pointer stale, and
+    the next create replaces it with a new session."""
+
+    __tablename__ = "builder_chat_sessions"
+
+    user_id: str = Field(sa_column=Column(String(128), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True))
+    graph_id: str = Field(sa_column=Column(String(128), primary_key=True))
+    session_id: str = Field(max_length=64)
+    updated_at: datetime = _timestamp()
+
+
+class AgentGraphRecord(SQLModel, table=True):
+    """An agent graph of the local graph store (`agent_graphs/local_store.py`)."""
+
+    __tablename__ = "agent_graphs"
+    __table_args__ = (Index("ix_agent_graphs_owner_updated", "owner_id", "updated_at"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    owner_id: str = Field(sa_column=Column(String(128), ForeignKey("users.id", ondelete="CASCADE"), nullable=False))
+    name: str = Field(max_length=200)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    version: int = Field(sa_column=Column(Integer, nullable=False))
+    nodes: list = Field(default_factory=list, sa_column=Column(JSONB, nullable=False, server_default="[]"))
+    links: list = Field(default_factory=list, sa_column=Column(JSONB, nullable=False, server_default="[]"))
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
 

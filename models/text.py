@@ -10,6 +10,9 @@ can never make a write fail for good and hold a turn in its retries.
 from typing import Any
 
 REPLACEMENT = "\ufffd"
+# Text that PostgreSQL can store holds no NUL: request validators refuse it, and this pattern says
+# so in the API's spec.
+NO_NUL = r"^[^\x00]*$"
 
 
 def unstorable(text: str) -> bool:
@@ -55,3 +58,29 @@ def refuse_unstorable(value: Any, field: str) -> Any:
         for item in value:
             refuse_unstorable(item, field)
     return value
+
+
+def json_depth(value: Any) -> int:
+    """How deep a JSON value nests: 0 for a scalar, 1 for a flat object or list."""
+    if isinstance(value, dict):
+        return 1 + max((json_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((json_depth(v) for v in value), default=0)
+    return 0
+
+
+def json_value_schema(depth: int) -> dict[str, Any]:
+    """The JSON schema of a value nested at most `depth` levels (as `json_depth` counts), with no NUL
+    in its strings or keys: what the request validators accept, short of any size limit."""
+    scalar: dict[str, Any] = {"type": ["string", "number", "boolean", "null"], "pattern": NO_NUL}
+    if depth == 0:
+        return scalar
+    inner = json_value_schema(depth - 1)
+    return {"anyOf": [scalar, {"type": "array", "items": inner},
+                      {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": inner}]}
+
+
+def json_object_schema(max_depth: int, description: str) -> dict[str, Any]:
+    """The schema of a JSON object nested at most `max_depth` levels, itself included."""
+    return {"type": "object", "propertyNames": {"pattern": NO_NUL},
+            "additionalProperties": json_value_schema(max_depth - 1), "description": description}

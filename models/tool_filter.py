@@ -5,6 +5,10 @@ from typing import Iterable, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Tools a builder-bound session's turns never get (seed notes §9.3): the builder's chat works on the
+# graph it is bound to, so it makes or customises no other agent, and it has the guide in its prompt.
+BUILDER_BLOCKED_TOOLS = ("create_agent", "customize_agent", "get_agent_building_guide")
+
 
 class ToolFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -20,3 +24,7 @@ class ToolFilter(BaseModel):
         parent = set(parent_allowed)
         return ToolFilter(allow=sorted(n for n in parent if self.allow is None or n in self.allow),
                           deny=sorted(set(self.deny)))
+
+    def denying(self, names: Iterable[str]) -> "ToolFilter":
+        """This filter, also denying these tools."""
+        return ToolFilter(allow=self.allow, deny=sorted(set(self.deny) | set(names)))

@@ -158,6 +158,9 @@ class TurnInput(BaseModel):
     max_sub_sessions_per_turn: Optional[int] = None
     # Messages carried into this run by continue-as-new (auto-continue); they start the turn.
     carried_messages: list[IncomingMessage] = Field(default_factory=list)
+    # The agent graph the session is the builder's chat for: its rounds see that graph and its tools
+    # may change only it (None: not a builder session).
+    builder_graph_id: Optional[str] = None
 
 
 class ApprovalRequest(BaseModel):
@@ -261,6 +264,9 @@ class RoundRequest(BaseModel):
     model: ModelChoice = "standard"
     # The conversation itself is read from Postgres by the activity (conversation/context.py):
     # it never enters workflow history.
+    # The session's owner (whose graph a builder session's round reads) and its builder graph.
+    user_id: str = ""
+    builder_graph_id: Optional[str] = None
 
 
 class RoundResult(BaseModel):
@@ -284,6 +290,8 @@ class ToolRequest(BaseModel):
     timeout_seconds: Optional[float] = None
     deadline: Optional[datetime] = None
     dry_run: bool = False
+    # The graph a builder-bound session's tools are confined to (None: no builder session).
+    builder_graph_id: Optional[str] = None
 
 
 class ToolResult(BaseModel):
@@ -375,6 +383,7 @@ class PrepareSubSessionRequest(BaseModel):
     parent_depth: int = 0
     dry_run: bool = False  # the parent's: a dry run's sub-sessions are dry runs too
     approval_required_tools: list[str] = Field(default_factory=list)  # the parent's: the sub's too
+    builder_graph_id: Optional[str] = None  # the parent's: a builder session's subs work on its graph only
 
 
 class PreparedSubSession(BaseModel):
@@ -394,6 +403,7 @@ class QueueInSessionRequest(BaseModel):
     # The parent turn's tools: the sub never gets wider ones (None: the sub's own filter).
     parent_allowed_tools: Optional[list[str]] = None
     depth: int = 1  # the sub's depth below the root session
+    builder_graph_id: Optional[str] = None  # the parent's, which the sub's turn is confined to
 
 
 class StopRequest(BaseModel):

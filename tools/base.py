@@ -3,7 +3,7 @@ and an async function that runs it; optionally a prerequisite tool and a credit 
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Awaitable, Callable, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Protocol, Union
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -11,6 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from models.turn import TurnOutcome
 from settings import Settings
 from workspace.storage import WorkspaceStorage
+
+if TYPE_CHECKING:
+    from agent_graphs.store import GraphStore
 
 
 class SubSessionControl(Protocol):
@@ -34,6 +37,7 @@ class ToolServices:
     sessions: async_sessionmaker[AsyncSession]
     storage: WorkspaceStorage
     sub_sessions: Optional[SubSessionControl] = None
+    graphs: Optional["GraphStore"] = None  # agent graphs (the agent-building tools)
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class ToolContext:
     budget_seconds: float = 300.0
     # The session is a dry run: nothing may change outside its workspace.
     dry_run: bool = False
+    # The agent graph a builder-bound session works on: the only graph its tools may touch.
+    builder_graph_id: Optional[str] = None
 
 
 class ToolError(Exception):
@@ -59,13 +65,34 @@ class ToolError(Exception):
 
 
 @dataclass(frozen=True)
+class Prerequisite:
+    """What a tool needs to have happened earlier in the session before it runs."""
+
+    tool: str
+    # True: an earlier call of `tool` that completed successfully (a call of the same round, or one
+    # that failed, does not count). False: any call of `tool` in an earlier assistant message,
+    # whatever its result.
+    must_succeed: bool = True
+    # Builder-bound sessions pass without it (their prompt already gives what `tool` gives).
+    waived_for_builder_sessions: bool = False
+    # What the model reads when refused ("{tool_name}": the refusing tool); None: "Call X before Y."
+    refusal: Optional[str] = None
+
+    def refusal_for(self, tool_name: str) -> str:
+        if self.refusal is None:
+            return f"Call '{self.tool}' before '{tool_name}'."
+        return self.refusal.format(tool_name=tool_name)
+
+
+@dataclass(frozen=True)
 class Tool:
     name: str
     description: str
     input_model: type[BaseModel]
     run: Optional[Callable[[Any, ToolContext], Awaitable[Any]]]
-    # The tool refuses until this tool has been called earlier in the session.
-    prerequisite: Optional[str] = None
+    # The tool refuses until this has happened earlier in the session (a tool's name: that tool
+    # completed successfully).
+    prerequisite: Union[str, Prerequisite, None] = None
     credit_cost: int = 0
     # The tool changes something outside the session's workspace (another resource, another
     # service): in a dry-run session it is not run, and the model is told what it would have done.
@@ -73,6 +100,12 @@ class Tool:
     # Why the tool cannot run on this worker (None: it can). A worker leaves such a tool out of
     # what the model is offered, and logs the reason once at start-up.
     unavailable_reason: Optional[Callable[[Settings], Optional[str]]] = None
+
+    @property
+    def requirement(self) -> Optional[Prerequisite]:
+        if isinstance(self.prerequisite, str):
+            return Prerequisite(self.prerequisite)
+        return self.prerequisite
 
     @cached_property
     def openai_schema(self) -> dict[str, Any]:

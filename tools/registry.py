@@ -7,7 +7,7 @@ catalogue (`with_tools`) and hands it to `worker.build_worker` and `api.main.cre
 from types import MappingProxyType
 from typing import Iterable, Mapping, Optional
 
-from tools import bash_exec, current_time, sub_sessions, workspace_files
+from tools import agent_graphs, agent_guide, bash_exec, current_time, sub_sessions, workspace_files
 from tools.base import Tool
 
 ToolCatalog = Mapping[str, Tool]
@@ -20,6 +20,8 @@ DEFAULT_TOOLS: ToolCatalog = MappingProxyType({tool.name: tool for tool in (
     workspace_files.LIST,
     sub_sessions.RUN,
     sub_sessions.GET_RESULT,
+    agent_guide.TOOL,
+    *agent_graphs.TOOLS,
 )})
 
 

@@ -456,7 +456,7 @@ class CopilotTurnWorkflow:
             ToolRequest(session_id=self._input.session_id, user_id=self._input.user_id, turn_id=self._turn_id,
                         stream_key=stream_key, call=call, allowed_tools=allowed_tools,
                         timeout_seconds=self._input.tool_timeout_seconds, deadline=deadline,
-                        dry_run=self._input.dry_run),
+                        dry_run=self._input.dry_run, builder_graph_id=self._input.builder_graph_id),
             schedule_to_close_timeout=self._time_left(deadline),
             heartbeat_timeout=timedelta(seconds=self._input.tool_heartbeat_timeout_seconds),
             retry_policy=TOOL_RETRY,
@@ -488,7 +488,9 @@ class CopilotTurnWorkflow:
             PrepareSubSessionRequest(parent_session_id=self._input.session_id, user_id=self._input.user_id,
                                      turn_id=self._turn_id, call=call, parent_allowed_tools=self._allowed_tools,
                                      parent_depth=self._input.sub_session_depth, dry_run=self._input.dry_run,
-                                     approval_required_tools=self._input.approval_required_tools),
+                                     approval_required_tools=self._input.approval_required_tools,
+
+                                     builder_graph_id=self._input.builder_graph_id),
             schedule_to_close_timeout=self._time_left(deadline), **QUICK,
         )
         if prepared.error:
@@ -512,7 +514,8 @@ class CopilotTurnWorkflow:
                 act.queue_in_session,
                 QueueInSessionRequest(session_id=sub_id, user_id=self._input.user_id, message=prepared.message,
                                       title=prepared.title, parent_allowed_tools=self._allowed_tools,
-                                      depth=self._input.sub_session_depth + 1),
+                                      depth=self._input.sub_session_depth + 1,
+                                      builder_graph_id=self._input.builder_graph_id),
                 schedule_to_close_timeout=self._time_left(deadline), **QUICK,
             )
             output = {"status": "queued" if submitted.queued else "running", "sub_autopilot_session_id": sub_id,
@@ -560,7 +563,8 @@ class CopilotTurnWorkflow:
             act.stream_model_round,
             RoundRequest(session_id=self._input.session_id, turn_id=self._turn_id, stream_key=stream_key,
                          round_index=round_index, mode=self._input.mode, model=self._input.model,
-                         allowed_tools=self._allowed_tools),
+                         allowed_tools=self._allowed_tools, user_id=self._input.user_id,
+                         builder_graph_id=self._input.builder_graph_id),
             start_to_close_timeout=timedelta(seconds=policy.round_timeout_seconds),
             heartbeat_timeout=timedelta(seconds=policy.heartbeat_timeout_seconds),
             retry_policy=RetryPolicy(

@@ -27,7 +27,7 @@ from conversation.sessions import (
     turn_messages,
     turn_of_message,
 )
-from models.tool_filter import ToolFilter
+from models.tool_filter import BUILDER_BLOCKED_TOOLS, ToolFilter
 from models.turn import (
     ACTIVE_STATUSES,
     STOP_MARKER,
@@ -78,14 +78,18 @@ async def connect_temporal(settings: Settings) -> Client:
 def turn_input(settings: Settings, session_id: str, user_id: str, tool_names: Iterable[str],
                tool_filter: Optional[ToolFilter] = None, kind: str = "turn", depth: int = 0, *,
                dry_run: bool = False, mode: ChatMode = "fast", model: ModelChoice = "standard",
-               approval_tools: Iterable[str] = ()) -> TurnInput:
+               approval_tools: Iterable[str] = (), builder_graph_id: Optional[str] = None) -> TurnInput:
     """A turn's input: its limits from the settings, and the tools it may use resolved here, from
-    the catalogue the caller serves (`tool_names`), before the workflow starts."""
+    the catalogue the caller serves (`tool_names`), before the workflow starts. A builder-bound
+    turn (`builder_graph_id`) never gets the builder's blocked tools, whatever its filter says."""
     tool_filter = tool_filter or ToolFilter()
+    if builder_graph_id:
+        tool_filter = tool_filter.denying(BUILDER_BLOCKED_TOOLS)
     return TurnInput(
         session_id=session_id, user_id=user_id, tool_filter=tool_filter, kind=kind, dry_run=dry_run, mode=mode,
         model=model, approval_required_tools=sorted(set(settings.tools_requiring_approval) | set(approval_tools)),
         approval_timeout_seconds=settings.tool_approval_timeout_seconds,
+        builder_graph_id=builder_graph_id or None,
         allowed_tools=tool_filter.allowed(tool_names),
         model_policy=ModelCallPolicy(
             heartbeat_timeout_seconds=settings.llm_heartbeat_timeout_seconds,

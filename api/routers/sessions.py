@@ -6,10 +6,12 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from agent_graphs.store import GraphNotFound
 from api.auth import CurrentUser
 from api.deps import (
     MAX_OFFSET,
     DbDep,
+    GraphStoreDep,
     RedisDep,
     SessionMakerDep,
     SettingsDep,
@@ -23,6 +25,7 @@ from api.sending import SendOptions, release_connection, run_turn_and_wait, send
 from api.sse import APPROVAL_PROTOCOL_HEADER, sse_response
 from billing.accounts import open_account
 from conversation import sessions as store
+from conversation.builder_sessions import get_or_create_builder_session
 from models.api import (
     CreateSessionRequest,
     ErrorResponse,
@@ -63,7 +66,8 @@ SSE_DOC = {"description": "A Vercel AI SDK UI message stream (v1) of Server-Sent
 
 def summary(session: ChatSession) -> SessionSummary:
     return SessionSummary(id=session.id, title=session.title, parent_session_id=session.parent_session_id,
-                          metadata=session.session_metadata, dry_run=session.dry_run, created_at=session.created_at,
+                          metadata=session.session_metadata, dry_run=session.dry_run,
+                          builder_graph_id=session.builder_graph_id, created_at=session.created_at,
                           updated_at=session.updated_at)
 
 
@@ -74,14 +78,30 @@ async def _owned(db: DbDep, user: CurrentUser, session_id: str) -> ChatSession:
     return session
 
 
-@router.post("", status_code=201, response_model=SessionSummary, responses=ERRORS)
-async def create_session(body: CreateSessionRequest, user: CurrentUser, db: DbDep,
-                         settings: SettingsDep) -> SessionSummary:
+@router.post("", status_code=201, response_model=SessionSummary,
+             responses={**ERRORS, 200: {"model": SessionSummary,
+                                        "description": "The builder's session for `builder_graph_id`, made before."}})
+async def create_session(body: CreateSessionRequest, user: CurrentUser, db: DbDep, settings: SettingsDep,
+                         graphs: GraphStoreDep, response: Response) -> SessionSummary:
+    """Creates a session. With `builder_graph_id`: the builder's chat for that graph of the caller's,
+    created once (201) and the same session ever after (200), also for two calls at once; a graph
+    that is not the caller's is a 404, before anything is created."""
     metadata = dict(body.metadata)
     if body.tool_filter is not None:
         metadata[store.TOOL_FILTER_KEY] = body.tool_filter.model_dump()
     if body.require_approval:
         metadata[store.APPROVAL_KEY] = sorted(set(body.require_approval))
+    if body.builder_graph_id is not None:
+        try:
+            session, created = await get_or_create_builder_session(db, graphs, user.id, body.builder_graph_id,
+                                                                   body.title, metadata)
+        except GraphNotFound:
+            raise not_found("agent graph")
+        await open_account(db, user.id, settings.initial_credits, email=user.email)
+        await db.commit()
+        if not created:
+            response.status_code = 200
+        return summary(session)
     await open_account(db, user.id, settings.initial_credits, email=user.email)
     return summary(await store.create_session(db, user.id, body.title, metadata, dry_run=body.dry_run))
 

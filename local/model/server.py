@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from local.model import chunks
-from local.model.tool_phrases import tool_call_for
+from local.model.tool_phrases import GUIDE_TOOL, NEEDS_GUIDE, tool_call_for, without_builder_context
 
 # USD per token; small and fixed, so cost accounting has something real to count.
 PROMPT_PRICE = 0.000001
@@ -51,6 +51,12 @@ def _content_text(message: dict | None) -> str:
     return content
 
 
+def _called(messages: list[dict]) -> list[str]:
+    """The names of the tools called so far, in order."""
+    return [call.get("function", {}).get("name") for m in messages if m.get("role") == "assistant"
+            for call in m.get("tool_calls") or []]
+
+
 def _answer_words(prompt: str, count: int) -> list[str]:
     """A deterministic answer: an opening that quotes the prompt, then words picked by its hash."""
     words = f"You asked: “{prompt[:120]}”. Here is my answer.".split()
@@ -66,14 +72,22 @@ def plan_answer(body: dict[str, Any], answer_words: int) -> dict[str, Any]:
     messages = body.get("messages") or []
     offered = {t.get("function", {}).get("name") for t in body.get("tools") or []}
     last = messages[-1] if messages else {}
-    user_text = _content_text(_last(messages, "user"))
+    user_text = without_builder_context(_content_text(_last(messages, "user")))
     plan: dict[str, Any] = {"reasoning": [], "tool_call": None, "text": []}
     if body.get("reasoning"):
         plan["reasoning"] = "Let me work out the most useful way to answer this.".split(" ")
+    called = _called(messages)
+    asked = tool_call_for(user_text, offered)
     if last.get("role") == "tool":
-        plan["text"] = f"The tool answered: {_content_text(last)[:300]}".split(" ")
-    elif (call := tool_call_for(user_text, offered)) is not None:
-        plan["tool_call"] = call
+        # The guide read for an agent tool the message asked for: now that tool.
+        if asked and asked["name"] in NEEDS_GUIDE and called[-1:] == [GUIDE_TOOL]:
+            plan["tool_call"] = asked
+        else:
+            plan["text"] = f"The tool answered: {_content_text(last)[:300]}".split(" ")
+    elif asked is not None:
+        # Like a model that read the tool's description: the guide first, where it is offered.
+        needs_guide = asked["name"] in NEEDS_GUIDE and GUIDE_TOOL in offered and GUIDE_TOOL not in called
+        plan["tool_call"] = {"name": GUIDE_TOOL, "arguments": "{}"} if needs_guide else asked
     else:
         plan["text"] = _answer_words(user_text, answer_words)
     return plan

@@ -53,4 +53,5 @@ def test_the_wheel_holds_no_stand_in(tmp_path):
     wheel = next(tmp_path.glob("*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.startswith("workflows/") for n in names)
+    assert "agent_graphs/building_guide.md" in names  # package data: the guide tool and builder prompts read it
     assert not [n for n in names if n.startswith(("local/", "tests/", "bench/"))]

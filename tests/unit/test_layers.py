@@ -9,10 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ["api", "workflows", "activities", "models", "conversation", "billing", "stream_relay", "workspace",
-           "tools", "limits", "sandbox", "operations", "platform_linking", "bot_adapter"]
+           "tools", "limits", "sandbox", "operations", "platform_linking", "bot_adapter", "agent_graphs"]
 PRODUCT_MODULES = ["settings", "worker", "database"]
 DOMAIN = ["conversation", "billing", "stream_relay", "workspace", "tools",
-          "limits", "sandbox", "operations", "platform_linking"]
+          "limits", "sandbox", "operations", "platform_linking", "agent_graphs"]
 # Workflow definitions (deterministic code): what they may import from the project.
 WORKFLOW_DEFINITIONS = ["workflows.copilot_turn", "workflows.subscription"]
 WORKFLOW_MAY_USE = ["models", "activities.interfaces", "workflows.search_attributes", "billing.tiers"]
@@ -22,7 +22,7 @@ FORBIDDEN = [
     ("api", ["activities", "local"]),
     ("tools", ["workflows", "api", "activities"]),
     ("models", ["api", "workflows", "activities", "tools", "conversation", "billing", "stream_relay", "workspace",
-                "limits", "sandbox", "database", "worker"]),
+                "limits", "sandbox", "database", "worker", "agent_graphs"]),
     *[(domain, ["api", "workflows", "activities", "worker"]) for domain in DOMAIN],
     # The reference bot adapter is a client of the bot API: it reaches the product over HTTP only.
     ("bot_adapter", [p for p in PRODUCT + PRODUCT_MODULES if p not in ("models", "bot_adapter")]),
