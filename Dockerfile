@@ -13,6 +13,7 @@ COPY limits ./limits
 COPY migrations ./migrations
 COPY models ./models
 COPY operations ./operations
+COPY observability ./observability
 COPY platform_linking ./platform_linking
 COPY sandbox ./sandbox
 COPY stream_relay ./stream_relay
@@ -23,7 +24,7 @@ RUN pip install --no-cache-dir . && useradd --create-home --uid 10001 copilot \
     && mkdir -p /app/.data/workspace && chown -R copilot /app/.data
 USER copilot
 EXPOSE 8000
-CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000", "--log-config", "api/logging.json"]
 
 # The offline model for a compose stack without a model key: a development stand-in, built
 # only for the `offline-model` service.

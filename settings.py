@@ -4,6 +4,7 @@ Every name here is documented in `.env.example`; the README's configuration tabl
 from the same list.
 """
 
+import re
 from functools import lru_cache
 from typing import Literal
 
@@ -163,6 +164,23 @@ class Settings(BaseSettings):
     # How long terminating a stuck turn first waits for it to take a Stop.
     admin_terminate_stop_wait_seconds: float = Field(default=5.0, ge=0)
 
+    # The chat playground (`/playground`, a page to try the assistant in a browser): off unless
+    # enabled (`make dev` enables it). Browser origins allowed to call the API (CORS); empty: the
+    # front end's origin (`frontend_origin`) alone.
+    playground_enabled: bool = False
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # Observability. Logs: JSON lines, or key=value (`make dev`); /metrics on the API and a
+    # Prometheus endpoint on each worker (port 0: none); traces exported over OTLP/HTTP when an
+    # endpoint is set (the standard OTEL_* variables), not produced at all when not.
+    log_format: Literal["json", "kv"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_enabled: bool = True
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    otel_exporter_otlp_endpoint: str = ""
+    otel_service_name: str = ""
+
     # Services that run turns on behalf of a user they name (the AutoPilot graph block of another
     # service): their credentials (JSON list, each at least 32 visible ASCII characters).
     service_tokens: list[str] = Field(default_factory=list)
@@ -187,6 +205,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"PLATFORM_BOT_TOKENS: the {platform} token must be at least {BOT_TOKEN_MIN_CHARS} "
                                  "visible ASCII characters")
         return tokens
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port], no path)")
+        return origins
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """The browser origins CORS lets call the API."""
+        return list(self.cors_origins) or [self.frontend_origin.rstrip("/")]
 
     @property
     def bot_tokens(self) -> dict[str, str]:

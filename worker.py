@@ -8,6 +8,7 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
+from typing import Optional
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -26,6 +27,10 @@ from agent_graphs.store import open_graph_store
 from billing.spend import SpendWindows
 from conversation.context import ContextCache
 from database import session_maker
+from observability.logs import configure_logging
+from observability.metrics import serve_metrics
+from observability.temporal import LogContextInterceptor
+from observability.tracing import Tracing, tracing_from_settings
 from settings import Settings, get_settings
 from stream_relay.connection import redis_client
 from tools.base import ToolServices
@@ -72,20 +77,36 @@ def offered_tools(settings: Settings, tools: ToolCatalog) -> ToolCatalog:
     return MappingProxyType(offered)
 
 
-def build_worker(client: Client, settings: Settings, tools: ToolCatalog = DEFAULT_TOOLS) -> Worker:
+def worker_tracing(settings: Settings) -> Tracing:
+    return tracing_from_settings(settings.otel_exporter_otlp_endpoint, settings.otel_service_name or "copilot-worker")
+
+
+def interceptors_to_add(client: Client, tracing: Tracing) -> list:
+    """The worker's interceptors that its client does not already bring (a client's interceptors
+    that are also worker interceptors serve its workers too)."""
+    present = {type(interceptor) for interceptor in client.config().get("interceptors", [])}
+    wanted = [LogContextInterceptor(), *tracing.temporal_interceptors()]
+    return [interceptor for interceptor in wanted if type(interceptor) not in present]
+
+
+def build_worker(client: Client, settings: Settings, tools: ToolCatalog = DEFAULT_TOOLS,
+                 tracing: Optional[Tracing] = None) -> Worker:
     """The worker and what it registers. `tools` is the catalogue its tool and model activities
-    serve; the API that starts turns for this worker must be given the same one."""
+    serve; the API that starts turns for this worker must be given the same one. `tracing`: the
+    settings' (OTLP when configured, else off) unless given."""
     hold_payload_loggers_at_info()
+    tracing = tracing or worker_tracing(settings)
     redis = redis_client(settings.redis_url)
     sessions = session_maker(settings.database_url)
     graphs = open_graph_store(settings, sessions)
-    model = ModelActivities(settings, redis, ContextCache(sessions), offered_tools(settings, tools), graphs)
+    model = ModelActivities(settings, redis, ContextCache(sessions), offered_tools(settings, tools), graphs,
+                             tracing)
     store = StoreActivities(sessions)
     stop = StopActivities(redis, sessions, settings.stream_retention_seconds)
     stream = StreamActivities(redis, settings.stream_retention_seconds)
     tool_services = ToolServices(settings, sessions, DiskStorage(Path(settings.workspace_dir)),
                                  TemporalSubSessions(client, sessions), graphs)
-    tool_runs = ToolActivities(redis, tool_services, tools)
+    tool_runs = ToolActivities(redis, tool_services, tools, tracing)
     sub_sessions = SubSessionActivities(settings, sessions, client, tools)
     usage = UsageActivities(sessions, SpendWindows(redis, settings))
     accounts = AccountActivities(sessions)
@@ -94,6 +115,7 @@ def build_worker(client: Client, settings: Settings, tools: ToolCatalog = DEFAUL
         client,
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
+        interceptors=interceptors_to_add(client, tracing),
         # The sandbox still guards workflow code against non-determinism (time, random, I/O);
         # passing imports through skips re-importing modules for every new workflow run, which
         # is most of a turn's first workflow task.
@@ -112,11 +134,14 @@ def build_worker(client: Client, settings: Settings, tools: ToolCatalog = DEFAUL
 
 
 async def main(tools: ToolCatalog = DEFAULT_TOOLS) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level, "worker")
     settings.refuse_unsafe()
-    client = await connect_temporal(settings)
-    worker = build_worker(client, settings, tools)
+    tracing = worker_tracing(settings)
+    client = await connect_temporal(settings, tracing)
+    worker = build_worker(client, settings, tools, tracing)
+    if settings.metrics_enabled:
+        serve_metrics(settings.worker_metrics_host, settings.worker_metrics_port)
     log.info("worker polling task queue %r", settings.temporal_task_queue)
     await worker.run()
 

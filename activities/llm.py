@@ -1,6 +1,8 @@
 """One model round: stream a chat completion, relay its parts, return the whole message."""
 
+import asyncio
 import logging
+import time
 from typing import Any, Optional
 
 import httpx
@@ -16,6 +18,8 @@ from conversation.builder_prompt import builder_context_prefix, builder_system_p
 from conversation.context import ContextCache
 from models import keys, ui_stream
 from models.turn import ModelMessage, RoundRequest, RoundResult, Usage
+from observability import metrics
+from observability.tracing import Tracing
 from settings import Settings
 from stream_relay.publisher import RoundParts, StreamClosed, StreamFull, StreamPublisher, StreamWriter
 from stream_relay.round_assembler import ReasoningDelta, RoundAssembler, reasoning_delta, usage_from_chunk
@@ -90,10 +94,41 @@ def _provider_failure(error: Exception) -> ApplicationError:
     return ApplicationError(f"The model call failed: {type(error).__name__}.", type="ModelProviderError")
 
 
+def _record_round(model: str, outcome: str, seconds: float, usage: Usage, streamed: dict[str, int]) -> None:
+    metrics.MODEL_ROUNDS.labels(model, outcome).inc()
+    metrics.MODEL_ROUND_DURATION.labels(model).observe(seconds)
+    for kind, count in streamed.items():
+        if count:
+            metrics.TOKENS_STREAMED.labels(kind).inc(count)
+    for kind, count in (("prompt", usage.prompt_tokens), ("completion", usage.completion_tokens),
+                        ("cache_read", usage.cache_read_tokens), ("cache_write", usage.cache_write_tokens)):
+        if count:
+            metrics.MODEL_TOKENS.labels(model, kind).inc(count)
+    if usage.cost_microdollars and usage.cost_microdollars > 0:
+        metrics.MODEL_COST.labels(model).inc(usage.cost_microdollars)
+
+
+def _round_outcome(failure: BaseException) -> str:
+    """A failed round's outcome label: what the provider answered, not its message."""
+    if isinstance(failure, asyncio.CancelledError):
+        return "cancelled"  # Stop, or the worker shutting down
+    if isinstance(failure, StreamClosed):
+        return "stopped"  # Stop closed the turn's stream to the round's parts
+    if isinstance(failure, ApplicationError):
+        if failure.type == "StreamFull":
+            return "stream_full"
+        cause = failure.__cause__
+        if isinstance(cause, openai.APIStatusError):
+            return f"http_{cause.status_code}" if cause.status_code in (429, 500, 502, 503, 504) else "refused"
+        return "provider_error"
+    return "error"
+
+
 class ModelActivities:
     def __init__(self, settings: Settings, redis: Redis, context: ContextCache, tools: ToolCatalog,
-                 graphs: Optional[GraphStore] = None):
+                 graphs: Optional[GraphStore] = None, tracing: Optional[Tracing] = None):
         self.settings = settings
+        self.tracing = tracing or Tracing.off()
         self.tools = tools
         self.redis = redis
         self.context = context
@@ -120,16 +155,40 @@ class ModelActivities:
         attempt = activity.info().attempt
         publisher = StreamPublisher(self.redis, request.stream_key, self.settings.stream_retention_seconds)
         if attempt > 1:
-            # An earlier attempt died mid-stream: close what it left open, tell the UI to discard it.
+            # An earlier attempt died mid-stream: close what it left open.
             await publisher.close_open_parts()
-            await publisher.publish(ui_stream.data("round-retry", {"round": request.round_index, "attempt": attempt}))
         await publisher.publish_once(keys.start_step_part(request.round_index), [ui_stream.start_step()])
+        if attempt > 1:
+            # Then tell the UI to discard what this round's step showed so far (the README's contract:
+            # the parts after the last `start-step`, which is this round's, published above if the
+            # dead attempt had not).
+            await publisher.publish(ui_stream.data("round-retry", {"round": request.round_index, "attempt": attempt}))
 
         assembler = RoundAssembler(f"r{request.round_index}a{attempt}")
         # Reading the model never waits on Redis: parts are written in the background, batched
         # by what accumulates during one round trip (see StreamWriter).
         batcher = RoundParts(self.writer, request.stream_key)
         body = build_request(self.settings, request, await self._history(request), self.tools)
+        with self.tracing.span("model.call", {"gen_ai.request.model": body["model"], "copilot.round": request.round_index,
+                                             "copilot.attempt": attempt}) as span:
+            started = time.monotonic()
+            streamed = {"text": 0, "reasoning": 0}
+            try:
+                result = await self._stream_round(request, body, assembler, batcher, streamed)
+            except BaseException as failure:
+                outcome = _round_outcome(failure)
+                span.set_attribute("copilot.outcome", outcome)
+                _record_round(body["model"], outcome, time.monotonic() - started, Usage(), streamed)
+                raise
+            span.set_attributes({"copilot.outcome": "ok", "gen_ai.response.finish_reasons": [result.finish_reason],
+                                 "gen_ai.usage.input_tokens": result.usage.prompt_tokens,
+                                 "gen_ai.usage.output_tokens": result.usage.completion_tokens,
+                                 "copilot.tool_calls": len(result.tool_calls)})
+            _record_round(body["model"], "ok", time.monotonic() - started, result.usage, streamed)
+            return result
+
+    async def _stream_round(self, request: RoundRequest, body: dict[str, Any], assembler: RoundAssembler,
+                            batcher: RoundParts, streamed: dict[str, int]) -> RoundResult:
         usage, finish_reason = Usage(), None
         malformed_reasoning_logged = False
         try:
@@ -149,8 +208,10 @@ class ModelActivities:
                             malformed_reasoning_logged = True
                         if reasoning.text:
                             parts += assembler.on_reasoning(reasoning.text)
+                            streamed["reasoning"] += 1
                         if delta is not None and delta.content:
                             parts += assembler.on_text(delta.content)
+                            streamed["text"] += 1
                         for fragment in (delta.tool_calls or []) if delta is not None else []:
                             function = fragment.function
                             parts += assembler.on_tool_call(
@@ -177,7 +238,7 @@ class ModelActivities:
                                        "was cut off.", type="StreamFull", non_retryable=True) from failure
             if isinstance(failure, openai.OpenAIError):
                 log.warning("model round failed: session=%s round=%s attempt=%s error=%s",
-                            request.session_id, request.round_index, attempt, type(failure).__name__)
+                            request.session_id, request.round_index, activity.info().attempt, type(failure).__name__)
                 raise _provider_failure(failure) from failure
             raise
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -23,6 +24,8 @@ from billing import credits
 from models import keys
 from models.db import ChatMessage
 from models.turn import ToolRequest, ToolResult, timeout_message
+from observability import metrics
+from observability.tracing import Tracing
 from stream_relay.publisher import StreamPublisher
 from tools.base import Prerequisite, Tool, ToolContext, ToolError, ToolServices
 from tools.registry import ToolCatalog
@@ -77,8 +80,16 @@ def _produced_output(task: asyncio.Future) -> bool:
     return task.done() and not task.cancelled() and task.exception() is None
 
 
+def _error_code(result: ToolResult) -> Optional[str]:
+    """The code of an error result (`{"error": "<code>: <message>"}`), None for an output."""
+    if result.error is None:
+        return None
+    return result.error.split(":", 1)[0].strip() or "error"
+
+
 class ToolActivities:
-    def __init__(self, redis: Redis, services: ToolServices, tools: ToolCatalog):
+    def __init__(self, redis: Redis, services: ToolServices, tools: ToolCatalog, tracing: Optional[Tracing] = None):
+        self.tracing = tracing or Tracing.off()
         self.redis = redis
         self.services = services
         self.tools = tools
@@ -255,11 +266,23 @@ class ToolActivities:
         if attempt > 1:  # the only retries are of attempts lost with their worker
             log.warning("tool call %s (%s) of session %s, turn %s: attempt %d, after an attempt lost with its worker",
                         request.call.id, request.call.name, request.session_id, request.turn_id, attempt)
-        try:
-            result = await self._execute(request)
-        except Exception as failure:  # a tool bug is a tool result, never a crashed turn
-            log.exception("tool %s failed", request.call.name)
-            result = _error(request, "tool_failed", f"{type(failure).__name__}: the tool failed unexpectedly.")
+        # The catalogue's names are the label's values: a name the model made up is `unknown`.
+        tool = request.call.name if request.call.name in self.tools else "unknown"
+        started = time.monotonic()
+        with self.tracing.span(f"tool {tool}", {"copilot.tool": tool, "copilot.tool_call_id": request.call.id}) as span:
+            try:
+                result = await self._execute(request)
+            except asyncio.CancelledError:
+                metrics.TOOL_CALLS.labels(tool, "cancelled").inc()
+                span.set_attribute("copilot.outcome", "cancelled")
+                raise
+            except Exception as failure:  # a tool bug is a tool result, never a crashed turn
+                log.exception("tool %s failed", request.call.name)
+                result = _error(request, "tool_failed", f"{type(failure).__name__}: the tool failed unexpectedly.")
+            outcome = metrics.outcome_label(_error_code(result))
+            span.set_attribute("copilot.outcome", outcome)
+        metrics.TOOL_CALLS.labels(tool, outcome).inc()
+        metrics.TOOL_CALL_DURATION.labels(tool).observe(time.monotonic() - started)
         publisher = StreamPublisher(self.redis, request.stream_key, self.settings.stream_retention_seconds)
         try:
             await publisher.publish_once(keys.tool_output_part(request.call.id), [result.stream_part()])

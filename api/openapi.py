@@ -15,6 +15,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from models.api import ErrorResponse, ValidationErrorResponse
 from settings import Settings
@@ -28,6 +29,14 @@ FILES_PATH = "/api/workspace/files"
 # for none (the routes check it: 422 invalid_event_id).
 EVENT_ID_DOC = {"pattern": f"^(?:{ENTRY_ID_PATTERN.strip('^$')})?$"}
 GRAPHS_PATH = "/api/graphs"
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's operation id: its function's name in camelCase (`create_session` -> `createSession`),
+    short and stable as long as the function keeps its name. FastAPI's default appends the path
+    and method (`create_session_api_chat_sessions_post`)."""
+    head, *rest = route.name.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
 def _answer(description: str, ref: dict[str, str]) -> dict[str, Any]:
@@ -84,6 +93,12 @@ def _complete_operation(path: str, operation: dict[str, Any]) -> None:
     for parameter in operation.get("parameters", []):
         _not_nullable(parameter)
     responses = operation.setdefault("responses", {})
+    for response in responses.values():
+        content = response.get("content", {})
+        # A stream answers text/event-stream only: not the empty JSON FastAPI adds for a route
+        # that can also answer JSON (a 202, an error).
+        if "text/event-stream" in content and content.get("application/json", {}).get("schema") == {}:
+            del content["application/json"]
     wanted = []
     if operation.get("security"):
         wanted.append("401")

@@ -3,6 +3,8 @@ message rate, running turns, idempotency) and the update-with-start that starts 
 turn. The browser's routes (`api/routers/sessions.py`) and the platform bot's
 (`api/routers/platform_bot.py`) send through here, so a message reaches a turn one way only."""
 
+import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Optional
@@ -16,7 +18,10 @@ from limits.message_rate import MessageRateLimiter
 from models.api import HistoryEntry, RunTurnRequest, StopResponse, TurnAnswer
 from models.db import ChatSession
 from models.turn import ChatMode, IncomingMessage, MessageContext, ModelChoice, SubmitResult, TurnOutcome
+from observability import logs, metrics
 from workflows import turn_client
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,9 @@ async def send_message_to_session(db, redis, temporal, settings, tool_names: tup
         raise
     if send is not None:
         await send.remember(result)
+    logs.annotate(turn_id=result.turn_id)
+    log.info("message %s %s turn %s of session %s", result.message_id, "queued in" if result.queued else "started",
+             result.turn_id, session.id)
     return result
 
 
@@ -153,9 +161,13 @@ async def run_turn_and_wait(db, redis, temporal, settings, tool_names: tuple[str
 async def stop_session_turn(temporal, session_id: str) -> StopResponse:
     """Stop, answered the same way on every route that offers it: `503 stop_pending` when the turn
     has not closed in time (the stop stays requested; asking again waits for it)."""
+    started = time.monotonic()
     try:
-        return StopResponse(stopped=await turn_client.stop_turn(temporal, session_id))
+        stopped = await turn_client.stop_turn(temporal, session_id)
     except turn_client.StopPending:
         raise ApiError(503, "stop_pending", "The stop was requested but the turn has not closed yet; call stop "
                        "again (it is idempotent) to wait for it.", details={"retryable": True},
                        headers={"Retry-After": "1"})
+    if stopped:
+        metrics.STOP_LATENCY.observe(time.monotonic() - started)
+    return StopResponse(stopped=stopped)

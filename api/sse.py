@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 
 from models import ui_stream
 from models.keys import turn_stream_key
+from observability import metrics
 from settings import Settings
 from stream_relay.keys import latest_turn_key
 from stream_relay.reader import STREAM_START, read_stream_batches
@@ -59,13 +60,28 @@ async def _next_turn(redis: Redis, session_id: str, previous_turn: str) -> Optio
     return None
 
 
+# The first part that is a token, as the publisher stores parts (compact JSON, `type` first).
+FIRST_TOKEN_MARKERS = ('{"type":"text-delta"', '{"type":"reasoning-delta"')
+
+
+async def counted(events: AsyncIterator[str]) -> AsyncIterator[str]:
+    """`copilot_sse_streams_open` counts the stream while it is served."""
+    metrics.SSE_STREAMS_OPEN.inc()
+    try:
+        async for chunk in events:
+            yield chunk
+    finally:
+        metrics.SSE_STREAMS_OPEN.dec()
+
+
 async def sse_events(redis: Redis, session_id: str, turn_id: str, after: str, settings: Settings,
-                     follow_next_turns: bool, native_approvals: bool = False) -> AsyncIterator[str]:
+                     follow_next_turns: bool, native_approvals: bool = False,
+                     sent_at: Optional[float] = None) -> AsyncIterator[str]:
     """The turn's events; if Redis stops answering, a well-formed end that says so (the turn
     itself goes on in its workflow, and what it says is saved: a reload shows it)."""
     try:
         async for chunk in _turn_events(redis, session_id, turn_id, after, settings, follow_next_turns,
-                                        native_approvals):
+                                        native_approvals, sent_at):
             yield chunk
     except RedisError as failure:
         log.warning("stream of session %s cut, Redis unavailable: %s", session_id, type(failure).__name__)
@@ -75,9 +91,11 @@ async def sse_events(redis: Redis, session_id: str, turn_id: str, after: str, se
 
 
 async def _turn_events(redis: Redis, session_id: str, turn_id: str, after: str, settings: Settings,
-                       follow_next_turns: bool, native_approvals: bool) -> AsyncIterator[str]:
+                       follow_next_turns: bool, native_approvals: bool,
+                       sent_at: Optional[float]) -> AsyncIterator[str]:
     """The turn's events, each read's worth in one chunk: one socket write per Redis read, not
-    per part, and the parts' JSON goes out as the publisher stored it (no decode, no re-encode)."""
+    per part, and the parts' JSON goes out as the publisher stored it (no decode, no re-encode).
+    `sent_at` (the message's arrival, `time.monotonic()`): the time to its first token is measured."""
     while True:
         next_turn = None
         async for batch in read_stream_batches(redis, turn_stream_key(session_id, turn_id), after,
@@ -87,6 +105,9 @@ async def _turn_events(redis: Redis, session_id: str, turn_id: str, after: str, 
             for event in batch:
                 if event.kind == "part":
                     out.append(_event(event.entry_id, native_approval_part(event.raw) if native_approvals else event.raw))
+                    if sent_at is not None and event.raw.startswith(FIRST_TOKEN_MARKERS):
+                        metrics.TIME_TO_FIRST_TOKEN.observe(time.monotonic() - sent_at)
+                        sent_at = None
                 elif event.kind == "keepalive":
                     out.append(": keep-alive\n\n")
                 elif event.kind == "idle_timeout":
@@ -118,11 +139,12 @@ async def _turn_events(redis: Redis, session_id: str, turn_id: str, after: str, 
 
 
 def sse_response(redis: Redis, session_id: str, turn_id: str, settings: Settings, after: str = STREAM_START,
-                 follow_next_turns: bool = False, client_version: Optional[int] = None) -> StreamingResponse:
+                 follow_next_turns: bool = False, client_version: Optional[int] = None,
+                 sent_at: Optional[float] = None) -> StreamingResponse:
     header, version = ui_stream.STREAM_HEADER
     native_approvals = client_version is not None and client_version >= NATIVE_APPROVALS_FROM_VERSION
     return StreamingResponse(
-        sse_events(redis, session_id, turn_id, after, settings, follow_next_turns, native_approvals),
+        counted(sse_events(redis, session_id, turn_id, after, settings, follow_next_turns, native_approvals, sent_at)),
         media_type="text/event-stream",
         headers={header: version, "Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"},
     )

@@ -4,7 +4,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, RootModel, StringConstraints, field_validator
 
 from models.agent_graph import (
     GRAPH_DESCRIPTION_MAX_CHARS,
@@ -307,6 +307,11 @@ class WorkspaceFileOut(BaseModel):
     content_type: str
     session_id: Optional[str]
     created_at: datetime
+
+
+class WorkspaceFileList(RootModel[list[WorkspaceFileOut]]):
+    """The caller's workspace files, newest first."""
+
 
 
 class WindowPublic(BaseModel):

@@ -7,7 +7,7 @@ A platform's ids travel in request bodies, never in paths, so no access log ever
 from datetime import datetime
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, field_validator
 
 from models.api import NOT_BLANK, refuse_blank
 from models.platforms import PLATFORM_ID_MAX_CHARS, TOKEN_MAX_CHARS, LinkType, Platform
@@ -59,6 +59,15 @@ class PlatformUserLinkInfo(BaseModel):
     platform_user_id: str
     platform_username: Optional[str]
     linked_at: datetime
+
+
+class PlatformLinkList(RootModel[list[PlatformLinkInfo]]):
+    """The platform servers linked to the caller."""
+
+
+class PlatformUserLinkList(RootModel[list[PlatformUserLinkInfo]]):
+    """The caller's linked direct messages."""
+
 
 
 class ConfirmLinkResponse(PlatformLinkInfo):

@@ -8,8 +8,11 @@ tool is not offered and a call answers `sandbox_unavailable`; it never falls bac
 unsandboxed unless `BASH_SANDBOX=none` says so (a developer's own machine only).
 """
 
+import time
+
 from pydantic import BaseModel, Field
 
+from observability import metrics
 from sandbox import SandboxLimits, SandboxResult, SandboxUnavailable, probe, run_in_sandbox
 from sandbox.unconfined import run_unconfined
 from settings import Settings
@@ -68,6 +71,15 @@ def _message(result: SandboxResult, limits: SandboxLimits) -> str:
     return f"Command executed with status code {result.exit_code}"
 
 
+def sandbox_outcome(result: SandboxResult) -> str:
+    """`ok`, `exit_nonzero`, `timeout` or the limit the command hit (`memory`, `cpu`, ...)."""
+    if result.timed_out:
+        return "timeout"
+    if result.limit_hit in LIMIT_MESSAGES:
+        return result.limit_hit
+    return "ok" if result.exit_code == 0 else "exit_nonzero"
+
+
 async def bash_exec(arguments: BashExecInput, context: ToolContext) -> dict:
     services = context.services
     settings = services.settings
@@ -75,7 +87,9 @@ async def bash_exec(arguments: BashExecInput, context: ToolContext) -> dict:
     timeout = max(1, min(arguments.timeout, int(context.budget_seconds) - 1))
     workspace = services.storage.session_folder(context.session_id)
     limits = sandbox_limits(settings, timeout)
-    if settings.bash_sandbox == "none":
+    engine = settings.bash_sandbox
+    started = time.monotonic()
+    if engine == "none":
         if context.dry_run:  # unconfined, a command reaches the host and the network
             raise ToolError("dry_run", "Commands do not run in a dry-run session on a server without a sandbox.")
         result = await run_unconfined(arguments.command, workspace, limits)
@@ -83,8 +97,11 @@ async def bash_exec(arguments: BashExecInput, context: ToolContext) -> dict:
         try:
             result = await run_in_sandbox(arguments.command, workspace, limits)
         except SandboxUnavailable as unavailable:
+            metrics.SANDBOX_CALLS.labels(engine, "unavailable").inc()
             raise ToolError("sandbox_unavailable", f"Commands cannot run on this server: no sandbox can be made "
                                                    f"({unavailable}).") from None
+    metrics.SANDBOX_CALLS.labels(engine, sandbox_outcome(result)).inc()
+    metrics.SANDBOX_CALL_DURATION.labels(engine).observe(time.monotonic() - started)
     secrets = settings.secret_values
     output = {
         "exit_code": result.exit_code,

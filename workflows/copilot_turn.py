@@ -116,6 +116,18 @@ class _Approval:
         return self.decision is None and self.closed is None
 
 
+# Turn metrics, through Temporal's workflow metric meter: recorded by the worker running the turn
+# and skipped on replay, so a turn is counted once however often it replays. They reach /metrics
+# with the SDK's own (observability/metrics.py lists them as WORKFLOW_METRICS).
+TURN_DURATION_METRIC = "copilot_turn_duration"  # seconds, exported as copilot_turn_duration_seconds
+
+
+def _count_turn(event: str, kind: str) -> None:
+    """`copilot_turns_{started,completed,failed,stopped}_total` by kind (`turn`, `sub_session`)."""
+    workflow.metric_meter().create_counter(f"copilot_turns_{event}", f"Turns {event}, by kind.").add(
+        1, {"kind": kind})
+
+
 class TurnStopped(Exception):
     """Raised inside the workflow when Stop wins the race against the work in flight."""
 
@@ -166,6 +178,7 @@ class CopilotTurnWorkflow:
         self._sub_session_calls = 0
         self._approvals: dict[str, _Approval] = {}
         self._unrecorded_opening: list[IncomingMessage] = []
+        self._started_at = workflow.now()
         self._allowed_tools = (list(input.allowed_tools) if input.allowed_tools is not None
                                else input.tool_filter.allowed(TOOLS_BEFORE_ALLOWED_TOOLS_INPUT))
 
@@ -249,6 +262,8 @@ class CopilotTurnWorkflow:
         if not await self._wait_for_opening_message():
             return TurnResult(turn_id=self._turn_id, status="completed", text="", rounds=0, usage=Usage())
         opening, self._opening = self._opening, []
+        self._started_at = workflow.now()
+        _count_turn("started", input.kind)
         try:
             return await self._run_turn(input, stream_key, opening)
         except CancelledError:
@@ -361,6 +376,12 @@ class CopilotTurnWorkflow:
     async def _end(self, input: TurnInput, result: TurnResult) -> TurnResult:
         """Ends the run; follow-ups still queued open the next turn at once (auto-continue),
         through continue-as-new, so the id is never released and no message can race."""
+        if result.status in ("completed", "failed", "stopped"):
+            _count_turn(result.status, input.kind)
+            seconds = (workflow.now() - self._started_at).total_seconds()
+            workflow.metric_meter().create_histogram_float(
+                TURN_DURATION_METRIC, "From a turn's first message to its end, by kind and status.", "s").record(
+                max(seconds, 0.0), {"kind": input.kind, "status": result.status})
         self._closed = True
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._pending:

@@ -44,6 +44,9 @@ from models.turn import (
     TurnOutcome,
     TurnState,
 )
+from observability.metrics import temporal_runtime
+from observability.temporal import LogContextInterceptor
+from observability.tracing import Tracing
 from settings import Settings
 from workflows import search_attributes
 from workflows.copilot_turn import TURN_TASK_TIMEOUT, CopilotTurnWorkflow, turn_workflow_id
@@ -69,9 +72,14 @@ class StopPending(Exception):
     requested; asking again (stop is idempotent) waits for it."""
 
 
-async def connect_temporal(settings: Settings) -> Client:
+async def connect_temporal(settings: Settings, tracing: Optional[Tracing] = None) -> Client:
+    """A client on the process's Temporal runtime (whose metrics reach our /metrics), carrying the
+    request id into the workflows it starts, and traces when `tracing` is on (its interceptor
+    then also serves the workers built from this client)."""
+    interceptors = [LogContextInterceptor(), *(tracing.temporal_interceptors() if tracing else [])]
     return await Client.connect(
         settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter,
+        runtime=temporal_runtime(), interceptors=interceptors,
     )
 
 

@@ -18,7 +18,9 @@ from models.platform_api import (
     DeleteLinkResponse,
     LinkTokenInfoResponse,
     PlatformLinkInfo,
+    PlatformLinkList,
     PlatformUserLinkInfo,
+    PlatformUserLinkList,
 )
 from models.platform_links import PlatformServerLink, PlatformUserLink
 from models.platforms import TOKEN_MAX_CHARS
@@ -101,13 +103,13 @@ async def confirm_user_link_token(token: TokenPath, user: CurrentUser, db: DbDep
     return ConfirmUserLinkResponse(**user_link_info(link))
 
 
-@router.get("/links", response_model=list[PlatformLinkInfo],
+@router.get("/links", response_model=PlatformLinkList,
             summary="List all platform servers linked to the authenticated user")
 async def list_my_links(user: CurrentUser, db: DbDep) -> list[PlatformLinkInfo]:
     return [PlatformLinkInfo(**server_link_info(link)) for link in await links.list_links(db, links.SERVER, user.id)]
 
 
-@router.get("/user-links", response_model=list[PlatformUserLinkInfo],
+@router.get("/user-links", response_model=PlatformUserLinkList,
             summary="List all DM links for the authenticated user")
 async def list_my_user_links(user: CurrentUser, db: DbDep) -> list[PlatformUserLinkInfo]:
     return [PlatformUserLinkInfo(**user_link_info(link)) for link in await links.list_links(db, links.USER, user.id)]

@@ -1,5 +1,6 @@
 """/api/chat/sessions: create, list, read and delete sessions; send a message; follow a turn."""
 
+import time
 from typing import Annotated, Optional, Union
 
 from fastapi import APIRouter, Header, Query, Response
@@ -44,6 +45,7 @@ from models.api import (
 )
 from models.db import ChatSession
 from models.turn import ApprovalAnswer, MessageContext, PageContext, ToolDecision
+from observability import logs, metrics
 from stream_relay.cleanup import delete_session_streams
 from stream_relay.keys import latest_turn_key
 from stream_relay.reader import STREAM_START, valid_entry_id
@@ -146,23 +148,25 @@ async def delete_session(session_id: str, user: CurrentUser, db: DbDep, temporal
                409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}},
     response_model=None,
 )
-async def send_message(session_id: str, body: SendMessageRequest, user: CurrentUser, db: DbDep,
+async def stream_message(session_id: str, body: SendMessageRequest, user: CurrentUser, db: DbDep,
                        temporal: TemporalDep, redis: RedisDep, settings: SettingsDep, tool_names: ToolNamesDep,
                        storage: StorageDep, idempotency_key: IdempotencyKeyHeader = None,
                        ai_sdk_version: AiSdkVersionHeader = None) -> Union[StreamingResponse, JSONResponse]:
     """Starts a turn with the message and streams it; if a turn is running, queues the message (202).
     Repeated with the same `Idempotency-Key`: the first send's answer (its turn's stream from the
     start, or the same 202), and nothing sent again."""
+    sent_at = time.monotonic()
     session = await _owned(db, user, session_id)
     options = SendOptions(context=await _message_context(db, storage, user.id, body),
                           is_user_message=body.is_user_message, mode=body.mode, model=body.model)
     result = await send_message_to_session(db, redis, temporal, settings, tool_names, session, user.id, body.message,
                                            idempotency_key, options)
     if result.queued:
+        metrics.FOLLOW_UPS_QUEUED.inc()
         queued = QueuedResponse(turn_id=result.turn_id, message_id=result.message_id,
                                 buffer_length=result.buffer_length, max_buffer_length=result.max_buffer_length)
         return JSONResponse(queued.model_dump(), status_code=202)
-    return sse_response(redis, session.id, result.turn_id, settings,
+    return sse_response(redis, session.id, result.turn_id, settings, sent_at=sent_at,
                         client_version=int(ai_sdk_version) if ai_sdk_version else None)
 
 
@@ -229,6 +233,7 @@ async def follow_turn(session_id: str, user: CurrentUser, db: DbDep, redis: Redi
     turn_id = await redis.get(latest_turn_key(session.id))
     if turn_id is None:
         raise ApiError(404, "no_turn", "This session has no recent turn to follow.")
+    logs.annotate(turn_id=turn_id)
     return sse_response(redis, session.id, turn_id, settings, after, follow_next_turns=True,
                         client_version=int(ai_sdk_version) if ai_sdk_version else None)
 

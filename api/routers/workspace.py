@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response
 from api.auth import CurrentUser
 from api.deps import MAX_OFFSET, DbDep, StorageDep
 from api.errors import not_found
-from models.api import ErrorResponse, WorkspaceFileOut
+from models.api import ErrorResponse, WorkspaceFileList, WorkspaceFileOut
 from workspace.files import file_bytes, file_uri, list_files, owned_file
 from workspace.storage import StorageRefused
 
@@ -21,7 +21,7 @@ def file_out(record) -> WorkspaceFileOut:
                             created_at=record.created_at)
 
 
-@router.get("", response_model=list[WorkspaceFileOut], responses=ERRORS)
+@router.get("", response_model=WorkspaceFileList, responses=ERRORS)
 async def list_workspace_files(user: CurrentUser, db: DbDep, limit: Annotated[int, Query(ge=1, le=200)] = 50,
                                offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> list[WorkspaceFileOut]:
     return [file_out(r) for r in await list_files(db, user.id, limit, offset)]

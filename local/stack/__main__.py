@@ -35,6 +35,8 @@ PG_PORT = int(os.environ.get("DEV_POSTGRES_PORT", "5433"))
 REDIS_PORT = int(os.environ.get("DEV_REDIS_PORT", "6380"))
 TEMPORAL_PORT = int(os.environ.get("DEV_TEMPORAL_PORT", "7233"))
 TEMPORAL_UI_PORT = int(os.environ.get("DEV_TEMPORAL_UI_PORT", "8233"))
+# The first worker's Prometheus endpoint; the next workers take the ports after it.
+WORKER_METRICS_PORT = int(os.environ.get("WORKER_METRICS_PORT", "9464"))
 DEV_USER = "dev-user"
 # Worker processes on the one task queue: each is one Python event loop, so one per core.
 WORKER_PROCESSES = max(1, int(os.environ.get("WORKER_PROCESSES", "0")) or os.cpu_count() or 1)
@@ -68,6 +70,10 @@ def main() -> int:
     configured = {name.upper() for name in get_settings().model_fields_set} | set(os.environ)
     # This machine is the developer's own: the published development secret is allowed here.
     env["APP_ENV"] = os.environ.get("APP_ENV", "development")
+    # The chat playground on, and logs a person reads (key=value), unless set otherwise.
+    for name, value in (("PLAYGROUND_ENABLED", "true"), ("LOG_FORMAT", "kv")):
+        if name not in configured:
+            env[name] = value
     try:
         record.claim(DATA)
         record.stop_leftovers()
@@ -116,22 +122,34 @@ def main() -> int:
             _keep(started, record, sandbox)
             wait_until(lambda: port_open(OFFLINE_STRIPE_PORT), "offline Stripe", 30, sandbox.process)
         require_free_port(API_PORT, "the API", "API_PORT")
-        for index in range(WORKER_PROCESSES):
+        metrics_ports = [WORKER_METRICS_PORT + index if settings.worker_metrics_port else 0
+                         for index in range(WORKER_PROCESSES)]
+        for index, port in enumerate(metrics_ports):
+            if port:
+                require_free_port(port, f"worker {index + 1}'s metrics", "WORKER_METRICS_PORT")
             log = LOGS / ("worker.log" if index == 0 else f"worker-{index + 1}.log")
-            _keep(started, record, ChildProcess(f"worker {index + 1}", [sys.executable, "worker.py"], log, cwd=ROOT))
+            _keep(started, record, ChildProcess(f"worker {index + 1}", [sys.executable, "worker.py"], log, cwd=ROOT,
+                                                env={"WORKER_METRICS_PORT": str(port)}))
         api = ChildProcess("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-                                   "--port", str(API_PORT)], LOGS / "api.log", cwd=ROOT)
+                                   "--port", str(API_PORT), "--log-config", str(ROOT / "api" / "logging.json")],
+                           LOGS / "api.log", cwd=ROOT)
         _keep(started, record, api)
         wait_until(lambda: port_open(API_PORT), "api", 60, api.process)
 
         token = issue_token(settings.jwt_secret, DEV_USER, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
         model_line = "offline (built in)" if settings.uses_offline_model else settings.model_endpoint[0]
         stripe_line = f"offline sandbox at {settings.stripe_api_base}" if offline_stripe else "Stripe"
+        playground = (f"http://127.0.0.1:{API_PORT}/playground#token={token}" if settings.playground_enabled
+                      else "off (PLAYGROUND_ENABLED)")
+        metrics = ", ".join([f"http://127.0.0.1:{API_PORT}/metrics",
+                             *(f"http://127.0.0.1:{port}/metrics" for port in metrics_ports if port)])
         print(f"""
   Copilot is running.
 
+    Chat         {playground}
     API          http://127.0.0.1:{API_PORT}
     API docs     http://127.0.0.1:{API_PORT}/docs
+    Metrics      {metrics}
     Temporal UI  {temporal_ui}
     Model        {model_line}
     Payments     {stripe_line}

@@ -1,6 +1,8 @@
 // Reads an SSE body on stdin the way the AI SDK's DefaultChatTransport does (strict chunk
 // schema), folds it into a UIMessage with readUIMessageStream, and prints that message as JSON.
-import { parseJsonEventStream, readUIMessageStream, uiMessageChunkSchema } from "ai";
+// The first argument names the AI SDK to use: `ai5`, `ai6` or `ai7` (npm aliases of each major).
+const sdk = process.argv[2] || "ai5";
+const { parseJsonEventStream, readUIMessageStream, uiMessageChunkSchema } = await import(sdk);
 
 const input = new ReadableStream({
   async start(controller) {

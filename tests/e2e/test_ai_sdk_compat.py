@@ -1,44 +1,106 @@
 """The Vercel AI SDK's own parser (strict chunk schema, as useChat uses) reads our stream into
-the message we stored: reasoning, a tool call with its output, and the answer text."""
+the message we stored, in every current major: the latest 5.x, 6.x and 7.x of `ai`, each pinned
+in tests/ai_sdk/package-lock.json (npm aliases ai5, ai6, ai7). No major needs a part of its own:
+the same stream serves all three. And a round retried after a broken stream, read by each major
+and shown by the README's round-retry contract, shows the stored answer once."""
 
 import json
 import shutil
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from local.model import chunks
 from tests.support.helpers import marker, new_session, session_rows
 from tests.support.scripted_model import Stream, text_reply
+from tests.support.users import make_user
 
 SDK_DIR = Path(__file__).resolve().parents[1] / "ai_sdk"
+MAJORS = ["ai5", "ai6", "ai7"]
 
 
-@pytest.mark.skipif(not (SDK_DIR / "node_modules" / "ai").exists() or not shutil.which("node"),
-                    reason="needs node and `npm ci --prefix tests/ai_sdk` (make test does it)")
-async def test_ai_sdk_reads_our_stream_without_an_adapter(http, user, scripted, stack):
-    tag = marker()
-    scripted.script(tag,
-                    Stream([chunks.reasoning("Checking the clock."), chunks.text("One moment."),
-                            chunks.tool_call(0, "", call_id="call_sdk", name="get_current_time"),
-                            chunks.tool_call(0, '{"timezone": "UTC"}'), chunks.finish("tool_calls"),
-                            chunks.usage(1, 1, 0.0001)]),
-                    text_reply("It is now."))
-    session_id = await new_session(http, user)
-    async with http.stream("POST", f"/api/chat/sessions/{session_id}/stream", json={"message": f"Time? {tag}"},
-                           headers=user.headers) as response:
-        body = await response.aread()
+def installed(alias: str) -> bool:
+    return (SDK_DIR / "node_modules" / alias).exists() and shutil.which("node") is not None
 
-    parsed = subprocess.run(["node", str(SDK_DIR / "read_ui_stream.mjs")], input=body, capture_output=True,
+
+def read_with(alias: str, body: bytes) -> dict:
+    parsed = subprocess.run(["node", str(SDK_DIR / "read_ui_stream.mjs"), alias], input=body, capture_output=True,
                             timeout=60)
     assert parsed.returncode == 0, parsed.stderr.decode()
-    message = json.loads(parsed.stdout)
+    return json.loads(parsed.stdout)
+
+
+def visible(parts: list[dict]) -> list[dict]:
+    """The README's round-retry contract: a `data-round-retry` part voids the parts after the last
+    `step-start` (what the retried round's earlier attempt showed)."""
+    out: list[dict] = []
+    for part in parts:
+        if part["type"] == "data-round-retry":
+            while out and out[-1]["type"] != "step-start":
+                out.pop()
+            continue
+        out.append(part)
+    return out
+
+
+def sdk(alias: str):
+    return pytest.param(alias, marks=pytest.mark.skipif(
+        not installed(alias), reason=f"needs node and `npm ci --prefix tests/ai_sdk` (make test does it) for {alias}"))
+
+
+async def one_turn(api_url: str, settings, message: str) -> tuple[bytes, str]:
+    user = make_user(settings)
+    async with httpx.AsyncClient(base_url=api_url, timeout=60) as http:
+        session_id = await new_session(http, user)
+        async with http.stream("POST", f"/api/chat/sessions/{session_id}/stream", json={"message": message},
+                               headers=user.headers) as response:
+            assert response.status_code == 200
+            return await response.aread(), session_id
+
+
+@pytest.fixture(scope="module")
+async def tool_turn(api_url, settings, model_server, stack):
+    tag = marker()
+    model_server[0].script(tag,
+                           Stream([chunks.reasoning("Checking the clock."), chunks.text("One moment."),
+                                   chunks.tool_call(0, "", call_id="call_sdk", name="get_current_time"),
+                                   chunks.tool_call(0, '{"timezone": "UTC"}'), chunks.finish("tool_calls"),
+                                   chunks.usage(1, 1, 0.0001)]),
+                           text_reply("It is now."))
+    body, session_id = await one_turn(api_url, settings, f"Time? {tag}")
+    return body, await session_rows(stack.database_url, session_id)
+
+
+@pytest.mark.parametrize("alias", [sdk(a) for a in MAJORS])
+async def test_ai_sdk_reads_our_stream_without_an_adapter(alias, tool_turn):
+    body, rows = tool_turn
+    message = read_with(alias, body)
     kinds = [p["type"] for p in message["parts"] if p["type"] != "step-start"]
     assert kinds == ["reasoning", "text", "tool-get_current_time", "text"]
     reasoning, first_text, tool, answer = [p for p in message["parts"] if p["type"] != "step-start"]
     assert reasoning["text"] == "Checking the clock." and first_text["text"] == "One moment."
     assert tool["state"] == "output-available" and tool["input"] == {"timezone": "UTC"}
     assert tool["output"]["timezone"] == "UTC"
-    rows = await session_rows(stack.database_url, session_id)
     assert answer["text"] == rows[-1]["content"] == "It is now."
+
+
+@pytest.fixture(scope="module")
+async def retried_turn(api_url, settings, model_server, stack):
+    tag = marker()
+    model_server[0].script(tag, Stream([chunks.text("Half an ans"), chunks.text("wer that brea"), chunks.text("ks")],
+                                       break_after=2),
+                           text_reply("The whole answer."))
+    body, session_id = await one_turn(api_url, settings, f"Hi {tag}")
+    return body, await session_rows(stack.database_url, session_id)
+
+
+@pytest.mark.parametrize("alias", [sdk(a) for a in MAJORS])
+async def test_a_retried_round_is_shown_once_by_the_round_retry_contract(alias, retried_turn):
+    body, rows = retried_turn
+    message = read_with(alias, body)
+    types = [p["type"] for p in message["parts"]]
+    assert "data-round-retry" in types  # the broken attempt's text was closed, then voided
+    shown = [p["text"] for p in visible(message["parts"]) if p["type"] == "text"]
+    assert shown == [rows[-1]["content"]] == ["The whole answer."]

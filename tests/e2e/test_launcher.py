@@ -4,6 +4,7 @@ launcher left running stops them and starts afresh, and a port another program h
 with the variable that moves it."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -30,7 +31,9 @@ def launch(data: Path, ports: dict[str, int]) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS_FROM_THE_TEST_RUN}
     env.update(DEV_DATA_DIR=str(data), WORKER_PROCESSES="1", API_PORT=str(ports["api"]), JWT_SECRET=SECRET,
                OFFLINE_MODEL_FIRST_TOKEN_DELAY_MS="0", OFFLINE_MODEL_ANSWER_WORDS="5",
-               **{f"DEV_{name.upper()}_PORT": str(port) for name, port in ports.items() if name != "api"})
+               WORKER_METRICS_PORT=str(ports["worker_metrics"]),
+               **{f"DEV_{name.upper()}_PORT": str(port) for name, port in ports.items()
+                  if name not in ("api", "worker_metrics")})
     return subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
@@ -86,7 +89,7 @@ def serves_a_turn(api_port: int) -> None:
 def test_a_double_signal_stops_everything_and_what_a_killed_launcher_left_is_taken_over(tmp_path):
     data = tmp_path / "data"
     ports = {name: free_port() for name in ("api", "postgres", "redis", "temporal", "temporal_ui", "offline_model",
-                                             "offline_stripe")}
+                                             "offline_stripe", "worker_metrics")}
     try:
         first = launch(data, ports)
         try:
@@ -117,6 +120,11 @@ def test_a_double_signal_stops_everything_and_what_a_killed_launcher_left_is_tak
             assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in leftover)
             wait_ready(third, ports["api"])
             serves_a_turn(ports["api"])
+            # The worker's metrics and the API's, the SDK's among them; the playground is on.
+            worker_metrics = httpx.get(f"http://127.0.0.1:{ports['worker_metrics']}/metrics", timeout=5).text
+            assert "copilot_model_rounds_total" in worker_metrics and "temporal_workflow_completed" in worker_metrics
+            assert "copilot_http_requests_total" in httpx.get(f"http://127.0.0.1:{ports['api']}/metrics", timeout=5).text
+            assert httpx.get(f"http://127.0.0.1:{ports['api']}/playground", timeout=5).status_code == 200
             # A second launcher on the same data while one runs is refused, and touches nothing.
             beside = launch(data, ports)
             assert beside.wait(30) == 1
@@ -126,6 +134,13 @@ def test_a_double_signal_stops_everything_and_what_a_killed_launcher_left_is_tak
             os.killpg(third.pid, signal.SIGTERM)
             third.wait(90)
         output = third.stdout.read()
+        assert f"http://127.0.0.1:{ports['api']}/playground#token=ey" in output, output
+        # Logs a person reads: key=value lines, each with the ids (the API's access lines among them).
+        for log in ("api.log", "worker.log"):
+            lines = [line for line in (data / "logs" / log).read_text().splitlines() if " message=" in line]
+            assert lines and all("request_id=" in line and "trace_id=" in line for line in lines), log
+        api_lines = (data / "logs" / "api.log").read_text()
+        assert re.search(r'uvicorn.access message=".*POST /api/chat/sessions/[^ ]+/turns', api_lines), api_lines[-2000:]
         stops = [line.split()[1] for line in output.splitlines() if "left running by a launcher that was killed" in line]
         assert stops == list(reversed(CHILDREN)), output  # newest first: clients before their servers
         time.sleep(1)

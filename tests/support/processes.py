@@ -17,6 +17,7 @@ def start_worker(settings, log_path: Path, extra_tools: bool = False) -> ChildPr
         "FAST_MODEL": settings.fast_model, "JWT_SECRET": settings.jwt_secret,
         "WORKSPACE_DIR": settings.workspace_dir,
         "TOOL_HEARTBEAT_TIMEOUT_SECONDS": str(settings.tool_heartbeat_timeout_seconds),
+        "WORKER_METRICS_PORT": "0",  # several at once, beside other test runs: no port to share
     }
     argv = [sys.executable, "-m", "tests.support.test_worker"] if extra_tools else [sys.executable, "worker.py"]
     return ChildProcess("worker", argv, log_path, env=env, cwd=ROOT)

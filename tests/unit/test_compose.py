@@ -62,3 +62,46 @@ def test_workers_can_build_the_sandbox_and_share_the_workspace():
     for name in ("api", "worker"):
         assert "workspace-data:/app/.data/workspace" in SERVICES[name]["volumes"], name
     assert "workspace-data" in COMPOSE["volumes"]
+
+
+def test_prometheus_and_grafana_are_optional_and_scrape_the_api_and_every_worker():
+    from settings import Settings
+
+    for name in ("prometheus", "grafana"):
+        assert SERVICES[name]["profiles"] == ["observability"], name
+        assert "test" in SERVICES[name]["healthcheck"], name
+    assert not [name for name in LONG_RUNNING if "profiles" in SERVICES[name]]  # the product runs without them
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["copilot-api"]["static_configs"][0]["targets"] == ["api:8000"]
+    workers = jobs["copilot-worker"]["dns_sd_configs"][0]
+    env = SERVICES["worker"]["environment"]
+    assert workers["names"] == ["worker"] and str(workers["port"]) == env["WORKER_METRICS_PORT"]
+    assert env["WORKER_METRICS_HOST"] == "0.0.0.0"  # reachable on the compose network
+    assert Settings.model_fields["worker_metrics_port"].default == workers["port"]
+    mounts = " ".join(SERVICES["prometheus"]["volumes"] + SERVICES["grafana"]["volumes"])
+    for path in ("deploy/prometheus/prometheus.yml", "deploy/grafana/provisioning", "deploy/grafana/dashboards"):
+        assert f"./{path}:" in mounts and (ROOT / path).exists(), path
+
+
+def test_the_dashboard_charts_metrics_that_exist():
+    import json
+    import re
+
+    from prometheus_client import REGISTRY
+
+    from observability.metrics import WORKFLOW_METRICS
+
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "copilot.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    ours = {sample for metric in REGISTRY.collect() for sample in
+            (metric.name, metric.name + "_total", metric.name + "_bucket", metric.name + "_count")}
+    ours |= {name + suffix for name in WORKFLOW_METRICS for suffix in ("", "_bucket", "_count")}
+    charted = {name for expr in exprs for name in re.findall(r"\b(copilot_[a-z_]+)\b", expr)}
+    assert charted and charted <= ours, charted - ours
+    for family in ("copilot_turns_started_total", "copilot_time_to_first_token_seconds_bucket",
+                   "copilot_tool_calls_total", "copilot_model_rounds_total", "copilot_sandbox_calls_total"):
+        assert family in charted, family
+    assert any(name.startswith("temporal_") for expr in exprs for name in re.findall(r"\b(temporal_[a-z_]+)\b", expr))
+    provider = yaml.safe_load((ROOT / "deploy" / "grafana" / "provisioning" / "dashboards" / "copilot.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"

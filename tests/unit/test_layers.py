@@ -9,10 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ["api", "workflows", "activities", "models", "conversation", "billing", "stream_relay", "workspace",
-           "tools", "limits", "sandbox", "operations", "platform_linking", "bot_adapter", "agent_graphs"]
+           "tools", "limits", "sandbox", "operations", "platform_linking", "bot_adapter", "agent_graphs", "observability"]
 PRODUCT_MODULES = ["settings", "worker", "database"]
 DOMAIN = ["conversation", "billing", "stream_relay", "workspace", "tools",
-          "limits", "sandbox", "operations", "platform_linking", "agent_graphs"]
+          "limits", "sandbox", "operations", "platform_linking", "agent_graphs", "observability"]
 # Workflow definitions (deterministic code): what they may import from the project.
 WORKFLOW_DEFINITIONS = ["workflows.copilot_turn", "workflows.subscription"]
 WORKFLOW_MAY_USE = ["models", "activities.interfaces", "workflows.search_attributes", "billing.tiers"]

@@ -94,3 +94,89 @@ def test_a_blank_message_is_the_same_to_the_spec_and_the_server():
         except ValidationError:
             accepted = False
         assert bool(re.search(pattern, text)) == accepted, repr(text)
+
+
+OPERATION_ID = re.compile(r"^[a-z][a-zA-Z0-9]{2,39}$")
+
+
+def operation_id_problems(schema: dict) -> list[str]:
+    """Every operation's id: camelCase, at most 40 characters, unique."""
+    problems, seen = [], {}
+    for name, operation in operations(schema):
+        operation_id = operation.get("operationId", "")
+        if not OPERATION_ID.fullmatch(operation_id):
+            problems.append(f"{name}: operation id {operation_id!r} is not short camelCase (name the route function)")
+        if operation_id in seen:
+            problems.append(f"{name}: operation id {operation_id!r} is also {seen[operation_id]}'s (rename one function)")
+        seen[operation_id] = name
+    return problems
+
+
+def test_every_operation_has_a_short_stable_unique_id(settings):
+    schema = create_app(settings).openapi()
+    assert operation_id_problems(schema) == []
+    ids = {name: operation["operationId"] for name, operation in operations(schema)}
+    assert ids["POST /api/chat/sessions"] == "createSession"
+    assert ids["POST /api/chat/sessions/{session_id}/stream"] == "streamMessage"
+    assert ids["GET /api/chat/sessions/{session_id}/stream"] == "followTurn"
+
+
+def test_a_route_added_without_a_good_name_fails_the_check(settings):
+    """What a route another branch adds gets: an id from its function's name, checked like the rest."""
+    from fastapi import APIRouter
+
+    app = create_app(settings)
+    extra = APIRouter()
+
+    @extra.get("/api/extra/one")
+    async def get_usage() -> dict:  # the name of an existing route
+        return {}
+
+    @extra.get("/api/extra/two")
+    async def get_every_single_thing_this_api_knows_about_a_user_at_once() -> dict:
+        return {}
+
+    app.include_router(extra)
+    problems = operation_id_problems(app.openapi())
+    assert any("'getUsage' is also" in p for p in problems), problems
+    assert any("getEverySingleThing" in p and "not short" in p for p in problems), problems
+
+
+def test_the_spec_declares_the_bearer_schemes_and_every_operation_uses_one(settings):
+    schema = create_app(settings).openapi()
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["HTTPBearer"] == {"type": "http", "scheme": "bearer", "description": schemes["HTTPBearer"]["description"]}
+    assert schemes["ServiceToken"]["scheme"] == "bearer"
+    public = {"GET /health", "POST /api/credits/stripe_webhook"}  # the webhook is signed, not authorised
+    for name, operation in operations(schema):
+        if name in public:
+            assert not operation.get("security"), name
+        else:
+            assert operation.get("security") in ([{"HTTPBearer": []}], [{"ServiceToken": []}]), name
+
+
+def test_every_json_answer_is_a_named_model(settings):
+    schema = create_app(settings).openapi()
+    components = schema["components"]["schemas"]
+    raw_content = {"GET /api/workspace/files/{file_id}/content"}  # a file's own bytes, whatever JSON it holds
+    for name, operation in operations(schema):
+        if name in raw_content:
+            continue
+        for status, response in operation["responses"].items():
+            json_schema = response.get("content", {}).get("application/json", {}).get("schema")
+            if json_schema is None:
+                continue
+            assert set(json_schema) == {"$ref"}, f"{name} {status}: an unnamed schema {json_schema}"
+            assert json_schema["$ref"].removeprefix("#/components/schemas/") in components, (name, status)
+
+
+def test_docs_pages_load_their_assets_from_this_server(settings):
+    from fastapi.testclient import TestClient
+
+    client = TestClient(create_app(settings))
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assert "https://" not in html and "http://" not in html, page
+        for asset in re.findall(r'(?:src|href)="(/docs/assets/[^"]+)"', html):
+            assert client.get(asset).status_code == 200, asset
+    assert "persistAuthorization" in client.get("/docs").text
