@@ -82,7 +82,7 @@ def _not_stopped_note(outcomes: dict[str, str]) -> str:
 
 
 @router.post("/diagnostics/turns/stop", response_model=ActionResponse, responses=NOT_FOUND)
-async def stop_turn(body: StopTurnRequest, admin: Admin, db: DbDep, temporal: TemporalDep) -> ActionResponse:
+async def admin_stop_turn(body: StopTurnRequest, admin: Admin, db: DbDep, temporal: TemporalDep) -> ActionResponse:
     """Stops one session's running turn, as its owner's Stop would, and waits for it to close."""
     async with audited(db, admin, "stop_turn", target=body.session_id) as audit:
         if await diagnostics.current_run(temporal, body.session_id) is None:
@@ -96,7 +96,7 @@ async def stop_turn(body: StopTurnRequest, admin: Admin, db: DbDep, temporal: Te
 
 
 @router.post("/diagnostics/turns/stop-bulk", response_model=ActionResponse)
-async def stop_turns(body: StopTurnsRequest, admin: Admin, db: DbDep, temporal: TemporalDep,
+async def admin_stop_turns(body: StopTurnsRequest, admin: Admin, db: DbDep, temporal: TemporalDep,
                      settings: SettingsDep) -> ActionResponse:
     """Stops the running turns of these sessions, `ADMIN_STOP_CONCURRENCY` at a time; the others
     are `not_running`. Each stop reads its turn's state from Temporal itself, not from visibility,
@@ -116,7 +116,8 @@ async def stop_turns(body: StopTurnsRequest, admin: Admin, db: DbDep, temporal: 
 
 
 @router.post("/diagnostics/turns/stop-all-long-running", response_model=ActionResponse)
-async def stop_all_long_running(admin: Admin, db: DbDep, temporal: TemporalDep, settings: SettingsDep) -> ActionResponse:
+async def admin_stop_all_long_running(admin: Admin, db: DbDep, temporal: TemporalDep,
+                                      settings: SettingsDep) -> ActionResponse:
     """Stops every turn running for longer than `LONG_RUNNING_TURN_SECONDS` (all of them, not a page)."""
     async with audited(db, admin, "stop_all_long_running") as audit:
         long_running = await diagnostics.long_running_session_ids(temporal, utcnow(), settings.long_running_turn_seconds)
@@ -133,7 +134,7 @@ async def stop_all_long_running(admin: Admin, db: DbDep, temporal: TemporalDep, 
              responses={**NOT_FOUND, 409: {"model": ErrorResponse, "description": "The turn is not stuck "
                                                                                   "(`turn_not_stuck`): stop it."},
                         503: {"model": ErrorResponse}})
-async def terminate_turn(body: TerminateTurnRequest, admin: Admin, db: DbDep, temporal: TemporalDep, redis: RedisDep,
+async def admin_terminate_turn(body: TerminateTurnRequest, admin: Admin, db: DbDep, temporal: TemporalDep, redis: RedisDep,
                          settings: SettingsDep) -> TerminateResponse:
     """Ends a stuck turn that does not take a Stop. It is asked to stop first (for
     `ADMIN_TERMINATE_STOP_WAIT_SECONDS`); only if it has not closed by then is its run terminated

@@ -147,7 +147,9 @@ def test_the_spec_declares_the_bearer_schemes_and_every_operation_uses_one(setti
     schemes = schema["components"]["securitySchemes"]
     assert schemes["HTTPBearer"] == {"type": "http", "scheme": "bearer", "description": schemes["HTTPBearer"]["description"]}
     assert schemes["ServiceToken"]["scheme"] == "bearer"
-    public = {"GET /health", "POST /api/credits/stripe_webhook"}  # the webhook is signed, not authorised
+    # The webhook is signed, not authorised; a share's link is its own secret.
+    public = {"GET /health", "POST /api/credits/stripe_webhook", "GET /api/public/shared/{share_token}",
+              "GET /api/public/shared/{share_token}/files/{file_id}/download"}
     for name, operation in operations(schema):
         if name in public:
             assert not operation.get("security"), name

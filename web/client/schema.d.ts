@@ -31,7 +31,12 @@ export interface paths {
         /** List Sessions */
         get: operations["listSessions"];
         put?: never;
-        /** Create Session */
+        /**
+         * Create Session
+         * @description Creates a session. With `builder_graph_id`: the builder's chat for that graph of the caller's,
+         *     created once (201) and the same session ever after (200), also for two calls at once; a graph
+         *     that is not the caller's is a 404, before anything is created.
+         */
         post: operations["createSession"];
         delete?: never;
         options?: never;
@@ -147,6 +152,75 @@ export interface paths {
          *     turn has not closed in time (the stop stays requested; call again to wait for it).
          */
         post: operations["stopTurn"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/chat/sessions/{session_id}/tool-approvals/{approval_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Decide Tool Call
+         * @description Approves or denies a tool call waiting for approval (the stream's `tool-approval-request`).
+         *     Approved, the call runs and the turn goes on; denied, the model is told, with the reason.
+         *     The same decision twice is not an error and runs nothing twice; a call that was stopped,
+         *     timed out or decided otherwise is a 409 saying why.
+         */
+        post: operations["decideToolCall"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/graphs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Graphs
+         * @description The caller's graphs, most recently changed first.
+         */
+        get: operations["listGraphs"];
+        put?: never;
+        /**
+         * Create Graph
+         * @description Saves a new graph, at version 1.
+         */
+        post: operations["createGraph"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/graphs/{graph_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Graph */
+        get: operations["getGraph"];
+        /**
+         * Update Graph
+         * @description Replaces the graph's content, saved as the next version, if `version` is still its latest;
+         *     else `409 version_conflict` with `details.current_version`.
+         */
+        put: operations["updateGraph"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -318,6 +392,299 @@ export interface paths {
         get?: never;
         /** Set User Tier */
         put: operations["setUserTier"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/diagnostics/turns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Turn Diagnostics
+         * @description Running, queued, failed, completed, long-running and stuck turns, and subscriptions with a
+         *     pending change, at one moment.
+         */
+        get: operations["turnDiagnostics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/diagnostics/turns/running": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Running Turns
+         * @description Every running turn, newest first, with its round, buffer and last stream event.
+         */
+        get: operations["runningTurns"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/diagnostics/turns/long-running": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Long Running Turns
+         * @description Turns running for longer than `LONG_RUNNING_TURN_SECONDS`.
+         */
+        get: operations["longRunningTurns"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/diagnostics/turns/stuck": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stuck Turns
+         * @description Running turns whose stream has had no event for longer than `STREAM_IDLE_TIMEOUT_SECONDS`,
+         *     the longest quiet first.
+         */
+        get: operations["stuckTurns"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/diagnostics/turns/failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Failed Turns
+         * @description Turns that failed in the last `hours`, the latest first, with the error each ended with.
+         */
+        get: operations["failedTurns"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/users/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Look Up User
+         * @description One user in one call: tier, credits, spend windows, latest sessions and running turns.
+         */
+        get: operations["lookUpUser"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/diagnostics/turns/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Admin Stop Turn
+         * @description Stops one session's running turn, as its owner's Stop would, and waits for it to close.
+         */
+        post: operations["adminStopTurn"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/diagnostics/turns/stop-bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Admin Stop Turns
+         * @description Stops the running turns of these sessions, `ADMIN_STOP_CONCURRENCY` at a time; the others
+         *     are `not_running`. Each stop reads its turn's state from Temporal itself, not from visibility,
+         *     so a turn started a moment ago is found too.
+         */
+        post: operations["adminStopTurns"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/diagnostics/turns/stop-all-long-running": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Admin Stop All Long Running
+         * @description Stops every turn running for longer than `LONG_RUNNING_TURN_SECONDS` (all of them, not a page).
+         */
+        post: operations["adminStopAllLongRunning"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/diagnostics/turns/terminate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Admin Terminate Turn
+         * @description Ends a stuck turn that does not take a Stop. It is asked to stop first (for
+         *     `ADMIN_TERMINATE_STOP_WAIT_SECONDS`); only if it has not closed by then is its run terminated
+         *     with the reason, and its stream ended for whoever reads it.
+         */
+        post: operations["adminTerminateTurn"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Audit
+         * @description Every admin action, newest first; of one action, or about one session.
+         */
+        get: operations["listAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/chat/sessions/{session_id}/share": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Share Session
+         * @description Shares the session under a fresh token: anyone with the link reads the conversation as it is
+         *     now and opens the workspace files it refers to, nothing else. Sharing again rotates the token
+         *     (the old link stops working at once) and lists the files afresh.
+         */
+        post: operations["shareSession"];
+        /**
+         * Unshare Session
+         * @description Ends the share: the link and its file list stop working at once. Idempotent.
+         */
+        delete: operations["unshareSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/shared/{share_token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Shared Session
+         * @description The shared conversation as its owner saw it when sharing: user and assistant messages,
+         *     tool calls and their results (no reasoning, no system markers, no user ids), and its files.
+         */
+        get: operations["readSharedSession"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/public/shared/{share_token}/files/{file_id}/download": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download Shared File
+         * @description A file the shared conversation refers to, shown inline.
+         */
+        get: operations["downloadSharedFile"];
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -647,6 +1014,33 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
+         * ActionResponse
+         * @description What an action did: `stopped_count` of `requested_count` (the seed's `StopExecutionResponse`).
+         */
+        ActionResponse: {
+            /** Success */
+            success: boolean;
+            /**
+             * Stopped Count
+             * @default 0
+             */
+            stopped_count?: number;
+            /**
+             * Requested Count
+             * @default 0
+             */
+            requested_count?: number;
+            /** Message */
+            message: string;
+            /**
+             * Outcomes
+             * @description Per session: stopped, not_running, stop_pending or error.
+             */
+            outcomes?: {
+                [key: string]: string;
+            };
+        };
+        /**
          * AdminResetRequest
          * @example {}
          * @example {
@@ -680,6 +1074,67 @@ export interface components {
             /** Weekly Cost Used Microdollars */
             weekly_cost_used_microdollars: number;
         };
+        /** AgentGraph */
+        AgentGraph: {
+            /** Name */
+            name: string;
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Nodes */
+            nodes?: components["schemas"]["GraphNode"][];
+            /** Links */
+            links?: components["schemas"]["GraphLink"][];
+            /** Id */
+            id: string;
+            /**
+             * Version
+             * @description 1 when created; each saved change adds one.
+             */
+            version: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** ApprovalAnswer */
+        ApprovalAnswer: {
+            /** Approval Id */
+            approval_id: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "approved" | "denied";
+            /**
+             * Already
+             * @description The same decision had been given before: nothing changed.
+             * @default false
+             */
+            already?: boolean;
+        };
+        /**
+         * ApprovalRequest
+         * @description A tool call waiting for a person's yes or no.
+         */
+        ApprovalRequest: {
+            /** Approval Id */
+            approval_id: string;
+            /** Tool Call Id */
+            tool_call_id: string;
+            /** Tool Name */
+            tool_name: string;
+            /** Input */
+            input?: unknown;
+        };
         /**
          * AttachedFile
          * @description A workspace file attached to a message: its text when it is small text, else a reference.
@@ -695,6 +1150,41 @@ export interface components {
             size_bytes: number;
             /** Text */
             text?: string | null;
+        };
+        /** AuditEntry */
+        AuditEntry: {
+            /** Id */
+            id: number;
+            /** Admin Id */
+            admin_id: string;
+            /** Action */
+            action: string;
+            /** Target */
+            target: string | null;
+            /** Reason */
+            reason: string | null;
+            /** Outcome */
+            outcome: string;
+            /** Details */
+            details: {
+                [key: string]: unknown;
+            };
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /** AuditPage */
+        AuditPage: {
+            /** Entries */
+            entries: components["schemas"]["AuditEntry"][];
+            /** Total */
+            total: number;
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
         };
         /**
          * BotChatRequest
@@ -718,7 +1208,7 @@ export interface components {
             platform_channel_id?: string | null;
             /**
              * Message
-             * @description The text, as the copilot should read it.
+             * @description The text, as the copilot should read it: not blank.
              */
             message: string;
         };
@@ -790,6 +1280,50 @@ export interface components {
              * Format: date-time
              */
             linked_at: string;
+        };
+        /**
+         * CreateGraphRequest
+         * @example {
+         *       "description": "Summarises a text.",
+         *       "links": [
+         *         {
+         *           "sink_id": "summarise",
+         *           "sink_name": "text",
+         *           "source_id": "input",
+         *           "source_name": "result"
+         *         }
+         *       ],
+         *       "name": "Summariser",
+         *       "nodes": [
+         *         {
+         *           "block_id": "text-input",
+         *           "id": "input",
+         *           "input_default": {
+         *             "name": "Text"
+         *           }
+         *         },
+         *         {
+         *           "block_id": "llm-summarise",
+         *           "id": "summarise"
+         *         }
+         *       ]
+         *     }
+         */
+        CreateGraphRequest: {
+            /** Name */
+            name: string;
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Nodes */
+            nodes?: components["schemas"]["GraphNodeBody"][];
+            /**
+             * Links
+             * @description Stored as given: validate_agent_graph says what is wrong.
+             */
+            links?: components["schemas"]["GraphLinkBody"][];
         };
         /** CreateServerLinkTokenRequest */
         CreateServerLinkTokenRequest: {
@@ -868,6 +1402,16 @@ export interface components {
              * @default false
              */
             dry_run?: boolean;
+            /**
+             * Require Approval
+             * @description Tools whose calls wait for your approval in this session, on top of those the server requires.
+             */
+            require_approval?: string[];
+            /**
+             * Builder Graph Id
+             * @description The builder's chat for this agent graph of yours: its one session, created on first use (201) and answered again after (200). `dry_run` does not apply; `title`, `metadata` and `tool_filter` only when it is created.
+             */
+            builder_graph_id?: string | null;
         };
         /** CreateUserLinkTokenRequest */
         CreateUserLinkTokenRequest: {
@@ -906,6 +1450,193 @@ export interface components {
         /** ErrorResponse */
         ErrorResponse: {
             error: components["schemas"]["ErrorDetail"];
+        };
+        /**
+         * GraphLink
+         * @description Joins a source node's output to a sink node's input. An empty end is a dangling link.
+         */
+        GraphLink: {
+            /** Source Id */
+            source_id: string;
+            /**
+             * Source Name
+             * @description The source's output.
+             */
+            source_name: string;
+            /** Sink Id */
+            sink_id: string;
+            /**
+             * Sink Name
+             * @description The sink's input.
+             */
+            sink_name: string;
+        };
+        /** GraphLinkBody */
+        GraphLinkBody: {
+            /** Source Id */
+            source_id: string;
+            /**
+             * Source Name
+             * @description The source's output.
+             */
+            source_name: string;
+            /** Sink Id */
+            sink_id: string;
+            /**
+             * Sink Name
+             * @description The sink's input.
+             */
+            sink_name: string;
+        };
+        /** GraphNode */
+        GraphNode: {
+            /**
+             * Id
+             * @description Unique within the graph.
+             */
+            id: string;
+            /**
+             * Block Id
+             * @description The block this node runs.
+             */
+            block_id: string;
+            /**
+             * Input Default
+             * @description Fixed values of the block's inputs.
+             */
+            input_default?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Metadata
+             * @description For the builder (position, label...).
+             */
+            metadata?: {
+                [key: string]: unknown;
+            };
+        };
+        /** GraphNodeBody */
+        GraphNodeBody: {
+            /**
+             * Id
+             * @description Unique within the graph.
+             */
+            id: string;
+            /**
+             * Block Id
+             * @description The block this node runs.
+             */
+            block_id: string;
+            /**
+             * Input Default
+             * @description Any JSON object nested at most 5 levels.
+             */
+            input_default?: {
+                [key: string]: (string | number | boolean | null) | ((string | number | boolean | null) | ((string | number | boolean | null) | ((string | number | boolean | null) | (string | number | boolean | null)[] | {
+                    [key: string]: string | number | boolean | null;
+                })[] | {
+                    [key: string]: (string | number | boolean | null) | (string | number | boolean | null)[] | {
+                        [key: string]: string | number | boolean | null;
+                    };
+                })[] | {
+                    [key: string]: (string | number | boolean | null) | ((string | number | boolean | null) | (string | number | boolean | null)[] | {
+                        [key: string]: string | number | boolean | null;
+                    })[] | {
+                        [key: string]: (string | number | boolean | null) | (string | number | boolean | null)[] | {
+                            [key: string]: string | number | boolean | null;
+                        };
+                    };
+                })[] | {
+                    [key: string]: (string | number | boolean | null) | ((string | number | boolean | null) | ((string | number | boolean | null) | (string | number | boolean | null)[] | {
+                        [key: string]: string | number | boolean | null;
+                    })[] | {
+                        [key: string]: (string | number | boolean | null) | (string | number | boolean | null)[] | {
+                            [key: string]: string | number | boolean | null;
+                        };
+                    })[] | {
+                        [key: string]: (string | number | boolean | null) | ((string | number | boolean | null) | (string | number | boolean | null)[] | {
+                            [key: string]: string | number | boolean | null;
+                        })[] | {
+                            [key: string]: (string | number | boolean | null) | (string | number | boolean | null)[] | {
+                                [key: string]: string | number | boolean | null;
+                            };
+                        };
+                    };
+                };
+            };
+            /**
+             * Metadata
+             * @description Any JSON object nested at most 5 levels.
+             */
+            metadata?: {
+                [key: string]: (string | number | boolean | null) | ((string | number | boolean | null) | ((string | number | boolean | null) | ((string | number | boolean | null) | (string | number | boolean | null)[] | {
+                    [key: string]: string | number | boolean | null;
+                })[] | {
+                    [key: string]: (string | number | boolean | null) | (string | number | boolean | null)[] | {
+                        [key: string]: string | number | boolean | null;
+                    };
+                })[] | {
+                    [key: string]: (string | number | boolean | null) | ((string | number | boolean | null) | (string | number | boolean | null)[] | {
+                        [key: string]: string | number | boolean | null;
+                    })[] | {
+                        [key: string]: (string | number | boolean | null) | (string | number | boolean | null)[] | {
+                            [key: string]: string | number | boolean | null;
+                        };
+                    };
+                })[] | {
+                    [key: string]: (string | number | boolean | null) | ((string | number | boolean | null) | ((string | number | boolean | null) | (string | number | boolean | null)[] | {
+                        [key: string]: string | number | boolean | null;
+                    })[] | {
+                        [key: string]: (string | number | boolean | null) | (string | number | boolean | null)[] | {
+                            [key: string]: string | number | boolean | null;
+                        };
+                    })[] | {
+                        [key: string]: (string | number | boolean | null) | ((string | number | boolean | null) | (string | number | boolean | null)[] | {
+                            [key: string]: string | number | boolean | null;
+                        })[] | {
+                            [key: string]: (string | number | boolean | null) | (string | number | boolean | null)[] | {
+                                [key: string]: string | number | boolean | null;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        /** GraphPage */
+        GraphPage: {
+            /** Graphs */
+            graphs: components["schemas"]["GraphSummary"][];
+            /** Total */
+            total: number;
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+        };
+        /** GraphSummary */
+        GraphSummary: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Description */
+            description: string;
+            /** Version */
+            version: number;
+            /** Node Count */
+            node_count: number;
+            /** Link Count */
+            link_count: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
         };
         /** HealthResponse */
         HealthResponse: {
@@ -1015,6 +1746,11 @@ export interface components {
             max_buffer_length: number;
             /** Pending */
             pending: components["schemas"]["IncomingMessage"][];
+            /**
+             * Awaiting Approval
+             * @description Tool calls waiting for your approval.
+             */
+            awaiting_approval?: components["schemas"]["ApprovalRequest"][];
         };
         /**
          * MessageContext
@@ -1349,6 +2085,11 @@ export interface components {
              */
             dry_run?: boolean;
             /**
+             * Builder Graph Id
+             * @description The agent graph this session is the builder's chat for; null for any other.
+             */
+            builder_graph_id?: string | null;
+            /**
              * Created At
              * Format: date-time
              */
@@ -1392,6 +2133,11 @@ export interface components {
              */
             dry_run?: boolean;
             /**
+             * Builder Graph Id
+             * @description The agent graph this session is the builder's chat for; null for any other.
+             */
+            builder_graph_id?: string | null;
+            /**
              * Created At
              * Format: date-time
              */
@@ -1415,6 +2161,85 @@ export interface components {
              */
             tier: "FREE" | "PRO" | "BUSINESS" | "ENTERPRISE";
         };
+        /** ShareResponse */
+        ShareResponse: {
+            /**
+             * Share Token
+             * @description A fresh random token; sharing again replaces it (the old one stops working).
+             */
+            share_token: string;
+            /**
+             * Share Url
+             * @description The share page on the front end: `{FRONTEND_ORIGIN}/share/{share_token}`.
+             */
+            share_url: string;
+            /**
+             * Shared At
+             * Format: date-time
+             */
+            shared_at: string;
+            /**
+             * File Count
+             * @description Workspace files the shared conversation refers to, and so can be opened.
+             */
+            file_count: number;
+        };
+        /** SharedFile */
+        SharedFile: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Content Type */
+            content_type: string;
+            /** Size Bytes */
+            size_bytes: number;
+            /**
+             * Download Path
+             * @description The public download route of this file under this share.
+             */
+            download_path: string;
+        };
+        /**
+         * SharedMessage
+         * @description A message as its owner saw it, without ids of users, turns or the session.
+         */
+        SharedMessage: {
+            /** Sequence */
+            sequence: number;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "user" | "assistant" | "tool";
+            /** Content */
+            content: string;
+            /** Tool Calls */
+            tool_calls?: {
+                [key: string]: unknown;
+            }[] | null;
+            /** Tool Call Id */
+            tool_call_id?: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /** SharedTranscript */
+        SharedTranscript: {
+            /** Title */
+            title: string | null;
+            /**
+             * Shared At
+             * Format: date-time
+             */
+            shared_at: string;
+            /** Messages */
+            messages: components["schemas"]["SharedMessage"][];
+            /** Files */
+            files: components["schemas"]["SharedFile"][];
+        };
         /** StopResponse */
         StopResponse: {
             /**
@@ -1422,6 +2247,31 @@ export interface components {
              * @description True when a running turn was stopped; false when the session was idle.
              */
             stopped: boolean;
+        };
+        /**
+         * StopTurnRequest
+         * @example {
+         *       "session_id": "0b6f8a52-3d2e-4c1b-9a57-2f0d7c1e4b9a"
+         *     }
+         */
+        StopTurnRequest: {
+            /** Session Id */
+            session_id: string;
+        };
+        /**
+         * StopTurnsRequest
+         * @example {
+         *       "session_ids": [
+         *         "0b6f8a52-3d2e-4c1b-9a57-2f0d7c1e4b9a"
+         *       ]
+         *     }
+         * @example {
+         *       "session_ids": []
+         *     }
+         */
+        StopTurnsRequest: {
+            /** Session Ids */
+            session_ids: string[];
         };
         /** SubscriptionStatus */
         SubscriptionStatus: {
@@ -1492,6 +2342,31 @@ export interface components {
              */
             cancel_url?: string;
         };
+        /** TerminateResponse */
+        TerminateResponse: {
+            /** Success */
+            success: boolean;
+            /**
+             * Outcome
+             * @enum {string}
+             */
+            outcome: "stopped" | "terminated" | "not_running";
+            /** Message */
+            message: string;
+        };
+        /**
+         * TerminateTurnRequest
+         * @example {
+         *       "reason": "model provider hung; turn ignores Stop",
+         *       "session_id": "0b6f8a52-3d2e-4c1b-9a57-2f0d7c1e4b9a"
+         *     }
+         */
+        TerminateTurnRequest: {
+            /** Session Id */
+            session_id: string;
+            /** Reason */
+            reason: string;
+        };
         /** TokenUsage */
         TokenUsage: {
             /**
@@ -1509,6 +2384,25 @@ export interface components {
              * @default 0
              */
             total_tokens?: number;
+        };
+        /**
+         * ToolApprovalDecision
+         * @example {
+         *       "approved": true
+         *     }
+         * @example {
+         *       "approved": false,
+         *       "reason": "Not now."
+         *     }
+         */
+        ToolApprovalDecision: {
+            /** Approved */
+            approved: boolean;
+            /**
+             * Reason
+             * @description Given to the model with a denial.
+             */
+            reason?: string | null;
         };
         /**
          * ToolCallEntry
@@ -1580,6 +2474,176 @@ export interface components {
              */
             conversation_history?: components["schemas"]["HistoryEntry"][];
         };
+        /** TurnDetail */
+        TurnDetail: {
+            /** Session Id */
+            session_id: string;
+            /** User Id */
+            user_id: string;
+            /** Title */
+            title: string | null;
+            /**
+             * Kind
+             * @description `turn` or `sub_session`.
+             */
+            kind: string;
+            /**
+             * Turn Id
+             * @description The turn's workflow run id.
+             */
+            turn_id: string;
+            /**
+             * Status
+             * @description Temporal's execution status: running, completed, failed, terminated, ...
+             */
+            status: string;
+            /**
+             * Turn Status
+             * @description How the turn itself says it ended (CopilotTurnStatus).
+             */
+            turn_status: string | null;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /** Closed At */
+            closed_at?: string | null;
+            /**
+             * Round
+             * @description The model round it is in; null when it did not answer.
+             */
+            round?: number | null;
+            /** Buffer Length */
+            buffer_length?: number | null;
+            /**
+             * Last Event At
+             * @description Its stream's last event, when it has one.
+             */
+            last_event_at?: string | null;
+            /** Error */
+            error?: string | null;
+        };
+        /**
+         * TurnDiagnostics
+         * @description Every figure at one moment (`timestamp`); see the README's *Operations* for how each is read.
+         */
+        TurnDiagnostics: {
+            /**
+             * Running Turns
+             * @description Turn workflows running now, sub-sessions included.
+             */
+            running_turns: number;
+            /** Running Sub Sessions */
+            running_sub_sessions: number;
+            /**
+             * Queued Follow Ups
+             * @description Messages waiting in the running turns' buffers, in all.
+             */
+            queued_follow_ups: number;
+            /** Failed 1H */
+            failed_1h: number;
+            /** Failed 24H */
+            failed_24h: number;
+            /**
+             * Failure Rate 24H
+             * @description Failed turns over all turns that ended in the last 24 h (0 to 1).
+             */
+            failure_rate_24h: number;
+            /** Completed 1H */
+            completed_1h: number;
+            /** Completed 24H */
+            completed_24h: number;
+            /**
+             * Throughput Per Hour
+             * @description Turns completed per hour, over the last 24 h.
+             */
+            throughput_per_hour: number;
+            /**
+             * Long Running
+             * @description Running for longer than `long_running_after_seconds`.
+             */
+            long_running: number;
+            /** Long Running 24H */
+            long_running_24h: number;
+            /** Long Running After Seconds */
+            long_running_after_seconds: number;
+            /** Oldest Running Hours */
+            oldest_running_hours?: number | null;
+            /**
+             * Stuck
+             * @description Running with no stream event for longer than `stuck_after_seconds`; null when Redis did not answer.
+             */
+            stuck: number | null;
+            /** Stuck After Seconds */
+            stuck_after_seconds: number;
+            /**
+             * Unanswered
+             * @description Running turns that did not answer their state query in time (no worker runs them, or their workflow task keeps failing).
+             */
+            unanswered: number;
+            /** Subscriptions With Pending Change */
+            subscriptions_with_pending_change: number;
+            /** Subscriptions Checked */
+            subscriptions_checked: number;
+            /**
+             * Partial
+             * @description More turns or subscriptions run than one summary reads: the figures that need each one's state cover the first ones only.
+             */
+            partial: boolean;
+            /**
+             * Timestamp
+             * Format: date-time
+             */
+            timestamp: string;
+        };
+        /** TurnList */
+        TurnList: {
+            /** Turns */
+            turns: components["schemas"]["TurnDetail"][];
+            /** Total */
+            total: number;
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+        };
+        /**
+         * UpdateGraphRequest
+         * @description The graph's new content, replacing the old, and the version it was made from.
+         * @example {
+         *       "links": [],
+         *       "name": "Summariser",
+         *       "nodes": [
+         *         {
+         *           "block_id": "text-input",
+         *           "id": "input"
+         *         }
+         *       ],
+         *       "version": 1
+         *     }
+         */
+        UpdateGraphRequest: {
+            /** Name */
+            name: string;
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Nodes */
+            nodes?: components["schemas"]["GraphNodeBody"][];
+            /**
+             * Links
+             * @description Stored as given: validate_agent_graph says what is wrong.
+             */
+            links?: components["schemas"]["GraphLinkBody"][];
+            /**
+             * Version
+             * @description The version this content was made from: if the graph has moved on since, the update is a 409.
+             */
+            version: number;
+        };
         /** Usage */
         Usage: {
             /**
@@ -1631,6 +2695,48 @@ export interface components {
             /** Remaining Balance */
             remaining_balance: number;
             usage: components["schemas"]["UsagePublic"];
+        };
+        /** UserLookup */
+        UserLookup: {
+            /** User Id */
+            user_id: string;
+            /** Tier */
+            tier: string;
+            /**
+             * Credits
+             * @description The credit balance.
+             */
+            credits: number;
+            /** @description Raw microdollars used and the limit, per window. */
+            usage: components["schemas"]["AdminUsage"];
+            /**
+             * Sessions
+             * @description The most recently active sessions.
+             */
+            sessions: components["schemas"]["UserSessionOut"][];
+            /** Session Count */
+            session_count: number;
+            /** Running Turns */
+            running_turns: components["schemas"]["TurnDetail"][];
+        };
+        /** UserSessionOut */
+        UserSessionOut: {
+            /** Id */
+            id: string;
+            /** Title */
+            title: string | null;
+            /** Parent Session Id */
+            parent_session_id: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
         };
         /** WebhookReceipt */
         WebhookReceipt: {
@@ -1830,6 +2936,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The builder's session for `builder_graph_id`, made before. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionSummary"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -2017,6 +3132,8 @@ export interface operations {
             };
             header?: {
                 "last-event-id"?: string;
+                /** @description The AI SDK major version the client runs; 6 or later gets tool approvals as that protocol's own parts. */
+                "x-ai-sdk-version"?: string;
             };
             path: {
                 session_id: string;
@@ -2078,6 +3195,8 @@ export interface operations {
             header?: {
                 /** @description Makes the send safe to retry: a repeat within the window answers the first outcome. */
                 "Idempotency-Key"?: string;
+                /** @description The AI SDK major version the client runs; 6 or later gets tool approvals as that protocol's own parts. */
+                "x-ai-sdk-version"?: string;
             };
             path: {
                 session_id: string;
@@ -2389,6 +3508,362 @@ export interface operations {
                 };
             };
             /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    decideToolCall: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+                approval_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolApprovalDecision"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApprovalAnswer"];
+                };
+            };
+            /** @description The body could not be read as JSON text (not UTF-8). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The body is larger than the server's limit (`request_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listGraphs: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GraphPage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    createGraph: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateGraphRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentGraph"];
+                };
+            };
+            /** @description The body could not be read as JSON text (not UTF-8). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The body is larger than the server's limit (`request_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getGraph: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                graph_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentGraph"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    updateGraph: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                graph_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateGraphRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentGraph"];
+                };
+            };
+            /** @description The body could not be read as JSON text (not UTF-8). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The body is larger than the server's limit (`request_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3013,6 +4488,965 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    turnDiagnostics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TurnDiagnostics"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    runningTurns: {
+        parameters: {
+            query?: {
+                /** @description Turns per page. */
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TurnList"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    longRunningTurns: {
+        parameters: {
+            query?: {
+                /** @description Turns per page. */
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TurnList"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    stuckTurns: {
+        parameters: {
+            query?: {
+                /** @description Turns per page. */
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TurnList"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description Redis did not answer (`redis_unavailable`). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    failedTurns: {
+        parameters: {
+            query?: {
+                /** @description Turns per page. */
+                limit?: number;
+                offset?: number;
+                hours?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TurnList"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    lookUpUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserLookup"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    adminStopTurn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StopTurnRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ActionResponse"];
+                };
+            };
+            /** @description The body could not be read as JSON text (not UTF-8). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The session never had a turn. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The body is larger than the server's limit (`request_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    adminStopTurns: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StopTurnsRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ActionResponse"];
+                };
+            };
+            /** @description The body could not be read as JSON text (not UTF-8). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The body is larger than the server's limit (`request_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    adminStopAllLongRunning: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ActionResponse"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    adminTerminateTurn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TerminateTurnRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TerminateResponse"];
+                };
+            };
+            /** @description The body could not be read as JSON text (not UTF-8). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The session never had a turn. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The turn is not stuck (`turn_not_stuck`): stop it. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The body is larger than the server's limit (`request_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listAudit: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+                action?: string;
+                /** @description A session id. */
+                target?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    shareSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShareResponse"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    unshareSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    readSharedSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The share's token (a UUID). */
+                share_token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharedTranscript"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    downloadSharedFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The share's token (a UUID). */
+                share_token: string;
+                /** @description A workspace file id (32 hex digits). */
+                file_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file's bytes, inline, with its MIME type and length. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description PostgreSQL or Temporal did not answer (`database_unavailable`, `temporal_unavailable`); see `Retry-After`. */
