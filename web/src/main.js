@@ -4,6 +4,10 @@ import { assistantBlock, h, renderItems, userBubble } from "./render.js";
 import { compact, pump, TurnFeed } from "./stream.js";
 import { blocksFromRows, itemsFromMessage } from "./view.js";
 
+// The AI SDK major this page bundles: the stream then carries tool approvals as its own parts
+// (`tool-approval-request`, `tool-output-denied`), and the SDK's tool state shows them.
+const PROTOCOL = { "x-ai-sdk-version": "7" };
+
 const $ = (id) => document.getElementById(id);
 const SESSIONS = "/api/chat/sessions";
 const SAVED_PREFIX = "copilot-playground:live:";
@@ -295,7 +299,7 @@ class Live {
   }
 
   async #follow(lastEventId) {
-    const headers = lastEventId ? { "Last-Event-ID": lastEventId } : {};
+    const headers = { ...PROTOCOL, ...(lastEventId ? { "Last-Event-ID": lastEventId } : {}) };
     try {
       const response = await request("GET", `${SESSIONS}/${this.sessionId}/stream`, { headers,
                                                                                       signal: this.abort.signal });
@@ -338,7 +342,7 @@ async function send(text) {
   let response;
   const live = new Live(sessionId);
   try {
-    response = await request("POST", `${SESSIONS}/${sessionId}/stream`, { body: { message: text },
+    response = await request("POST", `${SESSIONS}/${sessionId}/stream`, { body: { message: text }, headers: PROTOCOL,
                                                                           signal: live.abort.signal });
   } catch (error) {
     showError(`The message was not sent: ${error.message}`);
@@ -439,3 +443,15 @@ function wire() {
 
 wire();
 start();
+
+
+// Approve / Deny on a tool call waiting for approval (render.js raises the event).
+document.addEventListener("tool-approval", async (event) => {
+  const { approvalId, approved } = event.detail;
+  try {
+    await json("POST", `${SESSIONS}/${state.sessionId}/tool-approvals/${encodeURIComponent(approvalId)}`,
+               { body: { approved } });
+  } catch (error) {
+    showError(`The decision was not taken: ${error.message}`);
+  }
+});

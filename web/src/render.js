@@ -28,7 +28,21 @@ const TOOL_STATES = {
   "input-available": "running…",
   "output-available": "done",
   "output-error": "failed",
+  "approval-requested": "waiting for your approval",
+  "approval-responded": "approved, running…",
+  "output-denied": "declined",
 };
+
+// A call waiting for approval gets Approve and Deny; the page's main module takes the event.
+function approvalButtons(approvalId) {
+  const decide = (approved) => (event) => {
+    event.target.closest(".approval").querySelectorAll("button").forEach((b) => { b.disabled = true; });
+    event.target.dispatchEvent(new CustomEvent("tool-approval", { bubbles: true, detail: { approvalId, approved } }));
+  };
+  return h("div", { class: "approval", "data-approval": approvalId },
+    h("button", { class: "approve", text: "Approve", onclick: decide(true) }),
+    h("button", { class: "deny", text: "Deny", onclick: decide(false) }));
+}
 
 function createItem(item) {
   switch (item.kind) {
@@ -68,6 +82,9 @@ function updateItem(node, item) {
       details.querySelector(".output").textContent = result ?? "";
       details.querySelector(".result-label").hidden = result === undefined || result === "";
       details.querySelector(".output").hidden = result === undefined || result === "";
+      const waiting = node.querySelector(".approval");
+      if (item.approvalId && !waiting) node.append(approvalButtons(item.approvalId));
+      if (!item.approvalId && waiting) waiting.remove();
       let link = node.querySelector("a.sub-session");
       if (item.subSession && !link) {
         link = h("a", { class: "sub-session" });

@@ -46,6 +46,7 @@ export function itemsFromMessage(message, { delivered = () => [] } = {}) {
       items.push({
         kind: "tool", id: part.toolCallId, name, state: part.state, input: part.input, output: part.output,
         errorText: part.errorText, subSession: subSessionOf(name, part.input, part.output),
+        approvalId: part.state === "approval-requested" ? part.approval?.id : undefined,
       });
     } else if (part.type === "data-pending-delivered") {
       for (const text of delivered(part.data?.messageIds ?? [])) items.push({ kind: "delivered", text });

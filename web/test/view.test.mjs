@@ -70,3 +70,12 @@ const text = (t, state = "done") => ({ type: "text", text: t, state });
 }
 
 console.log("view rules: ok");
+
+// A call waiting for approval carries its approval id (the page's Approve / Deny), only while it waits.
+{
+  const waiting = { role: "assistant", parts: [{ type: "tool-bash_exec", toolCallId: "c1", state: "approval-requested",
+                                                 input: { command: "ls" }, approval: { id: "approval_c1" } }] };
+  assert.equal(itemsFromMessage(waiting)[0].approvalId, "approval_c1");
+  const denied = { role: "assistant", parts: [{ ...waiting.parts[0], state: "output-denied" }] };
+  assert.equal(itemsFromMessage(denied)[0].approvalId, undefined);
+}
