@@ -4,6 +4,7 @@ in tests/ai_sdk/package-lock.json (npm aliases ai5, ai6, ai7). No major needs a 
 the same stream serves all three. And a round retried after a broken stream, read by each major
 and shown by the README's round-retry contract, shows the stored answer once."""
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -104,3 +105,49 @@ async def test_a_retried_round_is_shown_once_by_the_round_retry_contract(alias, 
     assert "data-round-retry" in types  # the broken attempt's text was closed, then voided
     shown = [p["text"] for p in visible(message["parts"]) if p["type"] == "text"]
     assert shown == [rows[-1]["content"]] == ["The whole answer."]
+
+
+async def stream_until(http, headers: dict, session_id: str, marker_text: str) -> bytes:
+    """The session's stream so far, read up to (and with) the first event that holds `marker_text`."""
+    for _ in range(100):  # until the turn has opened its stream
+        body = b""
+        async with http.stream("GET", f"/api/chat/sessions/{session_id}/stream", headers=headers) as response:
+            if response.status_code == 404:
+                await asyncio.sleep(0.1)
+                continue
+            assert response.status_code == 200
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if marker_text.encode() in body and body.endswith(b"\n\n"):
+                    return body
+        raise AssertionError("the stream ended before the approval request")
+    raise AssertionError("the turn never opened its stream")
+
+
+@pytest.mark.parametrize("alias", [sdk("ai7")])
+async def test_ai_sdk_7_shows_a_waiting_call_as_approval_requested_and_ai_sdk_5_reads_it_too(
+        alias, api_url, settings, model_server):
+    tag = marker()
+    model_server[0].script(tag, Stream([chunks.tool_call(0, "", call_id="call_wait", name="get_current_time"),
+                                        chunks.tool_call(0, "{}"), chunks.finish("tool_calls"),
+                                        chunks.usage(1, 1, 0.0001)]), text_reply("ok"))
+    user = make_user(settings)
+    async with httpx.AsyncClient(base_url=api_url, timeout=60) as http:
+        created = await http.post("/api/chat/sessions", json={"require_approval": ["get_current_time"]},
+                                  headers=user.headers)
+        session_id = created.json()["id"]
+        sending = asyncio.create_task(http.post(f"/api/chat/sessions/{session_id}/turns", headers=user.headers,
+                                                json={"message": f"wait {tag}", "wait_seconds": 60}))
+        native = await stream_until(http, {**user.headers, "x-ai-sdk-version": "7"}, session_id,
+                                    '"type":"tool-approval-request"')
+        plain = await stream_until(http, user.headers, session_id, '"type":"data-tool-approval-request"')
+
+        [tool] = [p for p in read_with(alias, native)["parts"] if p["type"] == "tool-get_current_time"]
+        assert tool["state"] == "approval-requested" and tool["approval"]["id"] == "approval_call_wait"
+        if installed("ai5"):
+            parts = read_with("ai5", plain)["parts"]
+            assert any(p["type"] == "data-tool-approval-request" for p in parts)
+        decided = await http.post(f"/api/chat/sessions/{session_id}/tool-approvals/approval_call_wait",
+                                  json={"approved": True}, headers=user.headers)
+        assert decided.status_code == 200
+        assert (await sending).json()["status"] == "completed"
