@@ -64,21 +64,13 @@ async def _next_turn(redis: Redis, session_id: str, previous_turn: str) -> Optio
 FIRST_TOKEN_MARKERS = ('{"type":"text-delta"', '{"type":"reasoning-delta"')
 
 
-async def counted(events: AsyncIterator[str]) -> AsyncIterator[str]:
-    """`copilot_sse_streams_open` counts the stream while it is served."""
-    metrics.SSE_STREAMS_OPEN.inc()
-    try:
-        async for chunk in events:
-            yield chunk
-    finally:
-        metrics.SSE_STREAMS_OPEN.dec()
-
-
 async def sse_events(redis: Redis, session_id: str, turn_id: str, after: str, settings: Settings,
                      follow_next_turns: bool, native_approvals: bool = False,
                      sent_at: Optional[float] = None) -> AsyncIterator[str]:
-    """The turn's events; if Redis stops answering, a well-formed end that says so (the turn
-    itself goes on in its workflow, and what it says is saved: a reload shows it)."""
+    """The turn's events, counted in `copilot_sse_streams_open` while served; if Redis stops
+    answering, a well-formed end that says so (the turn itself goes on in its workflow, and what
+    it says is saved: a reload shows it)."""
+    metrics.SSE_STREAMS_OPEN.inc()
     try:
         async for chunk in _turn_events(redis, session_id, turn_id, after, settings, follow_next_turns,
                                         native_approvals, sent_at):
@@ -88,6 +80,8 @@ async def sse_events(redis: Redis, session_id: str, turn_id: str, after: str, se
         yield "".join([
             _event(None, json.dumps(ui_stream.data("stream-error", {"code": "stream_unavailable", "retryable": True}))),
             _event(None, json.dumps(ui_stream.error(STREAM_UNAVAILABLE_TEXT))), _event(None, "[DONE]")])
+    finally:
+        metrics.SSE_STREAMS_OPEN.dec()
 
 
 async def _turn_events(redis: Redis, session_id: str, turn_id: str, after: str, settings: Settings,
@@ -144,7 +138,7 @@ def sse_response(redis: Redis, session_id: str, turn_id: str, settings: Settings
     header, version = ui_stream.STREAM_HEADER
     native_approvals = client_version is not None and client_version >= NATIVE_APPROVALS_FROM_VERSION
     return StreamingResponse(
-        counted(sse_events(redis, session_id, turn_id, after, settings, follow_next_turns, native_approvals, sent_at)),
+        sse_events(redis, session_id, turn_id, after, settings, follow_next_turns, native_approvals, sent_at),
         media_type="text/event-stream",
         headers={header: version, "Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"},
     )
